@@ -1,0 +1,1 @@
+"""Subcommands of the ``perception`` CLI, one module each (see perception/cli.py)."""

@@ -1,0 +1,1 @@
+"""Data sources: Waymo, nuScenes, KITTI, rosbag2 and the built-in simulator, all yielding SensorFrame."""

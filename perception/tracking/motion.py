@@ -1,0 +1,262 @@
+"""Motion models for the tracker: constant velocity (linear Kalman) and CTRV (extended Kalman).
+
+Both models are batched over tracks and run in the tracker's world frame, float64. They share
+the first seven state entries, which are the box, and the measurement (the 7-D box):
+
+* CV:   ``(x, y, z, length, width, height, heading, vx, vy)``
+* CTRV: ``(x, y, z, length, width, height, heading, v, yaw_rate)``, where the object moves
+  along its heading at signed speed ``v``.
+
+The first seven entries are the box in the box order of the package.
+
+So ``S = 9`` for both and the measurement matrix ``H`` is ``[I_7 | 0]``. Shapes: ``x`` (T, 9),
+``P`` (T, 9, 9); ``labels`` (T,) int32 :class:`~perception.types.ObjectClass` values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import ObjectClass, wrap_heading
+from .config import ClassValues, MeasurementConfig, MotionConfig
+
+STATE_DIM = 9
+MEAS_DIM = 7
+X, Y, Z, LENGTH, WIDTH, HEIGHT, HEADING = range(7)
+V0, V1 = 7, 8
+"""CV: (vx, vy). CTRV: (v, yaw_rate)."""
+
+_MIN_SIZE_M = 0.05
+_MIN_YAW_RATE = 1e-4
+
+
+def per_label(values: ClassValues, labels: np.ndarray) -> np.ndarray:
+    """(T,) float64 value of ``values`` for each label; unknown labels take the vehicle value."""
+    table = {int(ObjectClass.VEHICLE): values.vehicle,
+             int(ObjectClass.PEDESTRIAN): values.pedestrian,
+             int(ObjectClass.CYCLIST): values.cyclist}
+    out = np.full(labels.shape, values.vehicle, dtype=np.float64)
+    for label, value in table.items():
+        out[labels == label] = value
+    return out
+
+
+def measurement_noise(config: MeasurementConfig) -> np.ndarray:
+    """(7, 7) float64 diagonal R of one detection box."""
+    std = [config.position_std_m, config.position_std_m, config.z_std_m, config.size_std_m,
+           config.size_std_m, config.size_std_m, config.heading_std_rad]
+    return np.diag(np.square(std))
+
+
+def heading_aligned(measured: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Measured headings turned by pi where that brings them within pi/2 of ``reference``.
+
+    Detectors confuse front and back; the box is the same either way, so the innovation is
+    taken modulo pi.
+    """
+    diff = wrap_heading(measured - reference)
+    flip = np.abs(diff) > np.pi / 2
+    return np.where(flip, wrap_heading(measured + np.pi), measured)
+
+
+def innovation(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(..., 7) innovation ``z - H x`` with the heading difference wrapped to [-pi/2, pi/2]."""
+    y = z - x[..., :MEAS_DIM]
+    dh = wrap_heading(y[..., HEADING])
+    dh = np.where(dh >= np.pi / 2, dh - np.pi, dh)
+    dh = np.where(dh < -np.pi / 2, dh + np.pi, dh)
+    y[..., HEADING] = dh
+    return y
+
+
+def kalman_update(x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Batched Kalman update with ``H = [I_7 | 0]`` (both models measure the box linearly).
+
+    x (M, 9), P (M, 9, 9), z (M, 7), R (7, 7). Returns the posterior (x, P); sizes are kept
+    positive and the heading wrapped.
+    """
+    if x.shape[0] == 0:
+        return x, P
+    S = P[:, :MEAS_DIM, :MEAS_DIM] + R
+    K = np.linalg.solve(S, P[:, :MEAS_DIM, :]).transpose(0, 2, 1)    # (M, 9, 7), S symmetric
+    y = innovation(x, z)
+    x = x + np.einsum("mij,mj->mi", K, y)
+    P = P - K @ P[:, :MEAS_DIM, :]
+    P = 0.5 * (P + P.transpose(0, 2, 1))
+    x[:, HEADING] = wrap_heading(x[:, HEADING])
+    x[:, LENGTH:HEIGHT + 1] = np.maximum(x[:, LENGTH:HEIGHT + 1], _MIN_SIZE_M)
+    return x, P
+
+
+def _common_process_noise(config: MotionConfig, dt_s: float, n: int) -> np.ndarray:
+    """(n, 9, 9) process noise of z and the sizes (random walks); the rest is model-specific."""
+    Q = np.zeros((n, STATE_DIM, STATE_DIM))
+    Q[:, Z, Z] = (config.z_rate_std_mps * dt_s) ** 2
+    for i in (LENGTH, WIDTH, HEIGHT):
+        Q[:, i, i] = (config.size_rate_std_mps * dt_s) ** 2
+    return Q
+
+
+class ConstantVelocity:
+    """Linear constant-velocity model; the heading is a slow random walk."""
+
+    name = "cv"
+
+    def __init__(self, motion: MotionConfig, measurement: MeasurementConfig):
+        self.motion = motion
+        self.measurement = measurement
+
+    def init_state(self, boxes: np.ndarray, labels: np.ndarray,
+                   velocities: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """New states from world-frame boxes (N, 7) and optional over-ground velocities (N, 2)."""
+        n = boxes.shape[0]
+        x = np.zeros((n, STATE_DIM))
+        x[:, :MEAS_DIM] = boxes
+        P = np.zeros((n, STATE_DIM, STATE_DIM))
+        P[:, :MEAS_DIM, :MEAS_DIM] = measurement_noise(self.measurement)
+        if velocities is not None:
+            x[:, V0:V1 + 1] = velocities
+            var_v = np.full(n, self.measurement.velocity_std_mps ** 2)
+        else:
+            var_v = per_label(self.motion.init_velocity_std_mps, labels) ** 2
+        P[:, V0, V0] = var_v
+        P[:, V1, V1] = var_v
+        return x, P
+
+    def predict(self, x: np.ndarray, P: np.ndarray, labels: np.ndarray, dt_s: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+        if x.shape[0] == 0 or dt_s == 0.0:
+            return x, P
+        F = np.eye(STATE_DIM)
+        F[X, V0] = dt_s
+        F[Y, V1] = dt_s
+        x = x @ F.T
+        Q = _common_process_noise(self.motion, dt_s, x.shape[0])
+        q = per_label(self.motion.accel_std_mps2, labels) ** 2
+        for pos, vel in ((X, V0), (Y, V1)):
+            Q[:, pos, pos] = q * dt_s ** 4 / 4.0
+            Q[:, pos, vel] = Q[:, vel, pos] = q * dt_s ** 3 / 2.0
+            Q[:, vel, vel] = q * dt_s ** 2
+        Q[:, HEADING, HEADING] = (self.motion.heading_rate_std_radps * dt_s) ** 2
+        P = F @ P @ F.T + Q
+        return x, P
+
+    def velocities(self, x: np.ndarray) -> np.ndarray:
+        """(T, 2) over-ground velocity in the state's frame."""
+        return x[:, V0:V1 + 1].copy()
+
+    def flip_heading(self, x: np.ndarray, P: np.ndarray, mask: np.ndarray) -> None:
+        """Turn the heading of the masked tracks by pi (in place); the velocity is unchanged."""
+        x[mask, HEADING] = wrap_heading(x[mask, HEADING] + np.pi)
+
+    def frame_jacobian(self, yaw: float) -> np.ndarray:
+        """(9, 9) Jacobian of the state under a frame rotation by ``yaw`` (for covariances)."""
+        J = np.eye(STATE_DIM)
+        c, s = np.cos(yaw), np.sin(yaw)
+        rot = np.array([[c, -s], [s, c]])
+        J[X:Y + 1, X:Y + 1] = rot
+        J[V0:V1 + 1, V0:V1 + 1] = rot
+        return J
+
+
+class CTRV:
+    """Constant turn rate and velocity, linearised per track (extended Kalman filter)."""
+
+    name = "ctrv"
+
+    def __init__(self, motion: MotionConfig, measurement: MeasurementConfig):
+        self.motion = motion
+        self.measurement = measurement
+
+    def init_state(self, boxes: np.ndarray, labels: np.ndarray,
+                   velocities: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """New states from world-frame boxes (N, 7) and optional over-ground velocities (N, 2)."""
+        n = boxes.shape[0]
+        x = np.zeros((n, STATE_DIM))
+        x[:, :MEAS_DIM] = boxes
+        P = np.zeros((n, STATE_DIM, STATE_DIM))
+        P[:, :MEAS_DIM, :MEAS_DIM] = measurement_noise(self.measurement)
+        if velocities is not None:
+            # Signed speed along the box heading; the flip fix turns the box if v < 0.
+            heading = boxes[:, HEADING]
+            x[:, V0] = velocities[:, 0] * np.cos(heading) + velocities[:, 1] * np.sin(heading)
+            P[:, V0, V0] = self.measurement.velocity_std_mps ** 2
+        else:
+            P[:, V0, V0] = per_label(self.motion.init_velocity_std_mps, labels) ** 2
+        P[:, V1, V1] = self.motion.init_yaw_rate_std_radps ** 2
+        return x, P
+
+    def predict(self, x: np.ndarray, P: np.ndarray, labels: np.ndarray, dt_s: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+        if x.shape[0] == 0 or dt_s == 0.0:
+            return x, P
+        h, v, w = x[:, HEADING], x[:, V0], x[:, V1]
+        turning = np.abs(w) > _MIN_YAW_RATE
+        w_safe = np.where(turning, w, 1.0)
+        h1 = h + w * dt_s
+        sin_h, cos_h, sin_h1, cos_h1 = np.sin(h), np.cos(h), np.sin(h1), np.cos(h1)
+        # Turning: exact arc; straight: the limit w -> 0.
+        dx = np.where(turning, v / w_safe * (sin_h1 - sin_h), v * cos_h * dt_s)
+        dy = np.where(turning, v / w_safe * (cos_h - cos_h1), v * sin_h * dt_s)
+        F = np.broadcast_to(np.eye(STATE_DIM), P.shape).copy()
+        F[:, X, HEADING] = np.where(turning, v / w_safe * (cos_h1 - cos_h), -v * sin_h * dt_s)
+        F[:, Y, HEADING] = np.where(turning, v / w_safe * (sin_h1 - sin_h), v * cos_h * dt_s)
+        F[:, X, V0] = np.where(turning, (sin_h1 - sin_h) / w_safe, cos_h * dt_s)
+        F[:, Y, V0] = np.where(turning, (cos_h - cos_h1) / w_safe, sin_h * dt_s)
+        F[:, X, V1] = np.where(turning, v * dt_s * cos_h1 / w_safe
+                               - v / w_safe ** 2 * (sin_h1 - sin_h),
+                               -0.5 * v * dt_s ** 2 * sin_h)
+        F[:, Y, V1] = np.where(turning, v * dt_s * sin_h1 / w_safe
+                               - v / w_safe ** 2 * (cos_h - cos_h1),
+                               0.5 * v * dt_s ** 2 * cos_h)
+        F[:, HEADING, V1] = dt_s
+        x = x.copy()
+        x[:, X] += dx
+        x[:, Y] += dy
+        x[:, HEADING] = wrap_heading(h1)
+        # Noise enters as a longitudinal acceleration and a yaw acceleration.
+        n = x.shape[0]
+        G = np.zeros((n, STATE_DIM, 2))
+        G[:, X, 0] = 0.5 * dt_s ** 2 * cos_h
+        G[:, Y, 0] = 0.5 * dt_s ** 2 * sin_h
+        G[:, V0, 0] = dt_s
+        G[:, HEADING, 1] = 0.5 * dt_s ** 2
+        G[:, V1, 1] = dt_s
+        q = np.zeros((n, 2, 2))
+        q[:, 0, 0] = per_label(self.motion.accel_std_mps2, labels) ** 2
+        q[:, 1, 1] = self.motion.yaw_accel_std_radps2 ** 2
+        Q = _common_process_noise(self.motion, dt_s, n) + G @ q @ G.transpose(0, 2, 1)
+        P = F @ P @ F.transpose(0, 2, 1) + Q
+        return x, P
+
+    def velocities(self, x: np.ndarray) -> np.ndarray:
+        """(T, 2) over-ground velocity in the state's frame."""
+        v = x[:, V0]
+        return np.stack([v * np.cos(x[:, HEADING]), v * np.sin(x[:, HEADING])], axis=1)
+
+    def flip_heading(self, x: np.ndarray, P: np.ndarray, mask: np.ndarray) -> None:
+        """Turn the masked tracks by pi and negate their speed (in place): same motion."""
+        x[mask, HEADING] = wrap_heading(x[mask, HEADING] + np.pi)
+        x[mask, V0] = -x[mask, V0]
+        P[mask, V0, :] = -P[mask, V0, :]
+        P[mask, :, V0] = -P[mask, :, V0]
+
+    def frame_jacobian(self, yaw: float) -> np.ndarray:
+        """(9, 9) Jacobian of the state under a frame rotation by ``yaw`` (for covariances)."""
+        J = np.eye(STATE_DIM)
+        c, s = np.cos(yaw), np.sin(yaw)
+        J[X:Y + 1, X:Y + 1] = np.array([[c, -s], [s, c]])
+        return J
+
+
+MotionModel = ConstantVelocity | CTRV
+
+
+def make_motion_model(motion: MotionConfig, measurement: MeasurementConfig) -> MotionModel:
+    """The model named by ``motion.model``."""
+    if motion.model == "cv":
+        return ConstantVelocity(motion, measurement)
+    if motion.model == "ctrv":
+        return CTRV(motion, measurement)
+    raise ValueError(f"unknown motion model {motion.model!r}")
