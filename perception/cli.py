@@ -12,11 +12,15 @@ import logging
 import sys
 
 from . import __version__
+from .commands import convert
+from .commands import eval as eval_command
 from .commands import info
 from .errors import PerceptionError
 
 COMMANDS = (
     info,
+    convert,
+    eval_command,
 
 )
 

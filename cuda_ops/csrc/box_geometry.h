@@ -88,10 +88,9 @@ PERC_HD bool bev_far_apart(const T* a, const T* b) {
   return dx * dx + dy * dy > (ra + rb) * (ra + rb) * (1.0 + 1e-9);
 }
 
-// BEV intersection area of rotated boxes a and b.
+// BEV intersection area of rotated boxes a and b, without the bounding-circle test.
 template <typename T>
-PERC_HD double bev_intersection(const T* a, const T* b) {
-  if (bev_far_apart(a, b)) return 0.0;
+PERC_HD double bev_intersection_exact(const T* a, const T* b) {
   const double ox = static_cast<double>(a[0]), oy = static_cast<double>(a[1]);
   P2 cb[4];
   P2 buf0[kMaxPolyVerts], buf1[kMaxPolyVerts];
@@ -107,6 +106,18 @@ PERC_HD double bev_intersection(const T* a, const T* b) {
     nxt = t;
   }
   return polygon_area(cur, n);
+}
+
+// BEV intersection area of rotated boxes a and b.
+template <typename T>
+PERC_HD double bev_intersection(const T* a, const T* b) {
+  return bev_far_apart(a, b) ? 0.0 : bev_intersection_exact(a, b);
+}
+
+// IoU from a known intersection area (inter), as in the NumPy reference.
+PERC_HD double iou_from_inter(double inter, double size_a, double size_b) {
+  const double uni = size_a + size_b - inter;
+  return uni > 0.0 ? inter / fmax(uni, 1e-12) : 0.0;
 }
 
 template <typename T>

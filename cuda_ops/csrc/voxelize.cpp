@@ -147,7 +147,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> hard_voxelize_cpu(
   for (int p = 0; p < T; ++p) {
     int64_t expected = 0;
     for (int t = 0; t < T; ++t) expected += part_count[static_cast<size_t>(t) * T + p];
-    expected = std::min(expected, 2 * max_voxels + 16);
     KeyMap map(expected);
     auto& fst = first[p];
     auto& vk = vkey[p];
@@ -316,7 +315,7 @@ std::vector<at::Tensor> scatter_reduce_impl(const at::Tensor& features, const at
   std::vector<int64_t> ukeys;
   std::vector<int64_t> ufirst;
   {
-    KeyMap map(std::min<int64_t>(N, 1 << 20));
+    KeyMap map(N);
     int64_t last_key = -1;
     int32_t last_id = -1;
     for (int64_t i = 0; i < N; ++i) {
@@ -392,8 +391,8 @@ std::vector<at::Tensor> scatter_reduce_impl(const at::Tensor& features, const at
         for (int64_t c = 0; c < C; ++c) om[c] += row[c];
       }
       if (reduce == 1) {
-        const scalar_t inv_n = scalar_t(1) / static_cast<scalar_t>(e - s);
-        for (int64_t c = 0; c < C; ++c) om[c] *= inv_n;
+        const scalar_t n = static_cast<scalar_t>(e - s);
+        for (int64_t c = 0; c < C; ++c) om[c] /= n;
       }
     }
   }

@@ -53,7 +53,28 @@ def build_index(path: str | os.PathLike) -> np.ndarray:
         DataError: a header CRC mismatch, or a record that runs past the end of the file
             (truncated), naming the file and the record index.
     """
-    path = str(path)
+    index, error = scan_index(path)
+    if error is not None:
+        raise error
+    return index
+
+
+def scan_index(path: str | os.PathLike) -> tuple[np.ndarray, DataError | None]:
+    """Like :func:`build_index`, but returns the index of the readable prefix and the error
+    that stopped the scan (None when the whole file is sound)."""
+    try:
+        return _scan(str(path)), None
+    except _Stop as stop:
+        return stop.index, stop.error
+
+
+class _Stop(Exception):
+    def __init__(self, index: np.ndarray, error: DataError):
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+def _scan(path: str) -> np.ndarray:
     size = os.path.getsize(path)
     rows = []
     with open(path, "rb") as f:
@@ -61,17 +82,24 @@ def build_index(path: str | os.PathLike) -> np.ndarray:
         while offset < size:
             index = len(rows)
             header = f.read(HEADER_BYTES)
-            if len(header) < HEADER_BYTES:
-                raise DataError(f"truncated record header ({len(header)} of {HEADER_BYTES} "
-                                f"bytes)", source=path, index=index)
-            length = _check_length_header(header, path, index)
-            end = offset + HEADER_BYTES + length + FOOTER_BYTES
-            if end > size:
-                raise DataError(f"truncated record: needs {end - offset} bytes, file has "
-                                f"{size - offset} left", source=path, index=index)
+            try:
+                if len(header) < HEADER_BYTES:
+                    raise DataError(f"truncated record header ({len(header)} of "
+                                    f"{HEADER_BYTES} bytes)", source=path, index=index)
+                length = _check_length_header(header, path, index)
+                end = offset + HEADER_BYTES + length + FOOTER_BYTES
+                if end > size:
+                    raise DataError(f"truncated record: needs {end - offset} bytes, file has "
+                                    f"{size - offset} left", source=path, index=index)
+            except DataError as exc:
+                raise _Stop(_as_index(rows), exc) from None
             rows.append((offset + HEADER_BYTES, length))
             offset = end
             f.seek(offset)
+    return _as_index(rows)
+
+
+def _as_index(rows: list[tuple[int, int]]) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
 
 
@@ -82,11 +110,11 @@ class TFRecordFile:
     per read, so an instance can be pickled into DataLoader workers.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, index: np.ndarray | None = None):
         self.path = str(path)
         if not os.path.isfile(self.path):
             raise DataError("no such TFRecord file", source=self.path)
-        self.index = build_index(self.path)
+        self.index = build_index(self.path) if index is None else index
 
     def __len__(self) -> int:
         return int(self.index.shape[0])

@@ -345,6 +345,7 @@ TOP_LASER_ID = 1
 SHUTTER_DIRECTIONS = {0: "UNKNOWN", 1: "TOP_TO_BOTTOM", 2: "LEFT_TO_RIGHT", 3: "BOTTOM_TO_TOP",
                       4: "RIGHT_TO_LEFT", 5: "GLOBAL_SHUTTER"}
 _KNOWN_LABEL_TYPES = frozenset(int(c) for c in ObjectClass)
+_LABEL_TYPE_FIELD = 3
 
 
 def _where(source: str, index: int | None) -> str:
@@ -517,6 +518,12 @@ def decode_labels(frame, source: str = "frame", index: int | None = None) -> Box
     labels = frame.laser_labels
     n = len(labels)
     types = np.fromiter((lab.type for lab in labels), np.int64, n)
+    # Label.Type is a closed proto2 enum: an unknown value parses as TYPE_UNKNOWN (0) and is
+    # kept among the label's unknown fields, so look there for the labels that read as 0.
+    for i in np.flatnonzero(types == 0).tolist():
+        raw = _unknown_enum_value(labels[i], _LABEL_TYPE_FIELD)
+        if raw is not None:
+            types[i] = raw
     unknown = sorted(set(types.tolist()) - _KNOWN_LABEL_TYPES)
     if unknown:
         first = int(np.flatnonzero(~np.isin(types, list(_KNOWN_LABEL_TYPES)))[0])
@@ -534,6 +541,15 @@ def decode_labels(frame, source: str = "frame", index: int | None = None) -> Box
         accelerations=values[:, 9:11].astype(np.float32),
         num_points=np.fromiter((lab.num_lidar_points_in_box for lab in labels), np.int32, n),
         difficulty=np.fromiter((lab.detection_difficulty_level for lab in labels), np.int8, n))
+
+
+def _unknown_enum_value(message, field_number: int) -> int | None:
+    from google.protobuf import unknown_fields
+
+    for field in unknown_fields.UnknownFieldSet(message):
+        if field.field_number == field_number and field.wire_type == 0:
+            return int(field.data)
+    return None
 
 
 def frame_to_sensor_frame(frame, source: str = "frame", index: int | None = None,
@@ -575,9 +591,9 @@ class WaymoReader:
     gives the raw ``Frame``. Both CRCs of each record are checked on every read.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, index: np.ndarray | None = None):
         self.path = str(path)
-        self._records = TFRecordFile(self.path)
+        self._records = TFRecordFile(self.path, index)
 
     def __len__(self) -> int:
         return len(self._records)

@@ -196,9 +196,12 @@ class CTRV:
         w_safe = np.where(turning, w, 1.0)
         h1 = h + w * dt_s
         sin_h, cos_h, sin_h1, cos_h1 = np.sin(h), np.cos(h), np.sin(h1), np.cos(h1)
-        # Turning: exact arc; straight: the limit w -> 0.
-        dx = np.where(turning, v / w_safe * (sin_h1 - sin_h), v * cos_h * dt_s)
-        dy = np.where(turning, v / w_safe * (cos_h - cos_h1), v * sin_h * dt_s)
+        # Turning: exact arc; nearly straight: its expansion to first order in w, which keeps
+        # the motion and the Jacobian consistent at w = 0.
+        dx = np.where(turning, v / w_safe * (sin_h1 - sin_h),
+                      v * dt_s * cos_h - 0.5 * v * w * dt_s ** 2 * sin_h)
+        dy = np.where(turning, v / w_safe * (cos_h - cos_h1),
+                      v * dt_s * sin_h + 0.5 * v * w * dt_s ** 2 * cos_h)
         F = np.broadcast_to(np.eye(STATE_DIM), P.shape).copy()
         F[:, X, HEADING] = np.where(turning, v / w_safe * (cos_h1 - cos_h), -v * sin_h * dt_s)
         F[:, Y, HEADING] = np.where(turning, v / w_safe * (sin_h1 - sin_h), v * cos_h * dt_s)

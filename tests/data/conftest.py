@@ -136,7 +136,8 @@ def sim_like_frame(seed: int = 0, index: int = 0) -> SensorFrame:
         velocities=np.array([[3.0, 0.5], [0.0, 1.0]], np.float32),
         accelerations=np.array([[0.1, 0.0], [0.0, -0.2]], np.float32),
         num_points=np.array([120, 4], np.int32), difficulty=np.array([0, 2], np.int8))
-    pixels = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    u, v = np.meshgrid(np.arange(320), np.arange(240))
+    pixels = np.stack([u * 0.7, v, (u + v + 40 * index) % 255], axis=-1).astype(np.uint8)
     shutter = RollingShutter("LEFT_TO_RIGHT", 0.002, stamp_ns - 20_000_000, stamp_ns + 20_000_000)
     camera = CameraImage("FRONT", stamp_ns, camera_calibration(), pixels=pixels,
                          rolling_shutter=shutter)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 
-from perception.data.tfrecord import TFRecordFile, build_index, masked_crc32c, write_records
+from perception.data.tfrecord import (
+    TFRecordFile,
+    build_index,
+    frame_record,
+    masked_crc32c,
+    write_records,
+)
 from perception.errors import DataError
 
 PAYLOADS = [b"first record", b"", bytes(range(256)) * 40, b"last"]
@@ -20,17 +24,20 @@ def records(tmp_path):
     return path
 
 
-def test_masked_crc_matches_tensorflow_known_value():
-    # TensorFlow's masked CRC32C of the 8-byte little-endian length 0 (a known constant).
-    assert masked_crc32c(struct.pack("<Q", 0)) == 0x1CA2CBE0 or isinstance(
-        masked_crc32c(b""), int)
-    # Masking is invertible and changes the raw CRC.
+def test_framing_reproduces_a_tensorflow_written_file(fixture_file):
+    """The real Waymo record was written by TensorFlow: re-framing its payload gives its bytes."""
+    path = fixture_file("waymo_frame")
+    f = TFRecordFile(path)
+    assert len(f) == 1
+    assert frame_record(f.read(0)) == path.read_bytes()
+
+
+def test_masking_is_the_tfrecord_rotation():
     import crc32c
 
-    raw = crc32c.crc32c(b"abc")
     masked = masked_crc32c(b"abc")
-    unmasked = ((masked - 0xA282EAD8) & 0xFFFFFFFF)
-    assert ((unmasked >> 17) | (unmasked << 15)) & 0xFFFFFFFF == raw
+    unmasked = (masked - 0xA282EAD8) & 0xFFFFFFFF
+    assert ((unmasked >> 17) | (unmasked << 15)) & 0xFFFFFFFF == crc32c.crc32c(b"abc")
 
 
 def test_round_trip_sequential_and_random_access(records):

@@ -97,7 +97,7 @@ class LidarConfig:
     min_range_m: float = field(default=0.5, metadata={"ge": 0})
     max_range_m: float = field(default=75.0, metadata={"gt": 0})
     rate_hz: float = field(default=10.0, metadata={"gt": 0})
-    mount_xyz_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 2.1])
+    mount_xyz_m: tuple[float, float, float] = (0.0, 0.0, 2.1)
     range_noise_std_m: float = field(default=0.02, metadata={"ge": 0})
     dropout_prob: float = field(default=0.03, metadata={"ge": 0, "le": 1})
     intensity_noise_std: float = field(default=0.02, metadata={"ge": 0})
@@ -112,7 +112,7 @@ class CameraConfig:
     width: int = field(default=480, metadata={"ge": 1})
     height: int = field(default=320, metadata={"ge": 1})
     hfov_deg: float = field(default=50.0, metadata={"gt": 0, "lt": 180})
-    mount_xyz_m: list[float] = field(default_factory=lambda: [1.5, 0.0, 2.0])
+    mount_xyz_m: tuple[float, float, float] = (1.5, 0.0, 2.0)
     yaw_deg: float = 0.0
     pitch_deg: float = 0.0
     rate_hz: float = field(default=10.0, metadata={"gt": 0})
@@ -124,7 +124,7 @@ class RadarConfig:
     """A radar: detections sampled from ray-cast surfaces, plus clutter and false alarms."""
 
     name: str = "RADAR_FRONT"
-    mount_xyz_m: list[float] = field(default_factory=lambda: [3.8, 0.0, 0.6])
+    mount_xyz_m: tuple[float, float, float] = (3.8, 0.0, 0.6)
     yaw_deg: float = 0.0
     hfov_deg: float = field(default=100.0, metadata={"gt": 0, "le": 360})
     vfov_deg: float = field(default=10.0, metadata={"gt": 0, "lt": 180})
@@ -186,11 +186,13 @@ def _check_ranges(cfg: SimConfig, source: str) -> None:
             if dataclasses.is_dataclass(value):
                 walk(value, key + ".")
                 continue
-            if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+            if isinstance(value, (list, tuple)) and value and dataclasses.is_dataclass(value[0]):
                 for i, item in enumerate(value):
                     walk(item, f"{key}[{i}].")
                 continue
             meta = f.metadata
+            if isinstance(value, (list, tuple)):
+                continue  # no sequence field carries numeric bounds
             if "choices" in meta and value not in meta["choices"]:
                 _fail(source, key, f"{value!r} is not one of {meta['choices']}")
             bounds = (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
