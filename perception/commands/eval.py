@@ -1,9 +1,9 @@
 """``perception eval``: Waymo detection (AP/APH) and tracking (MOTA/MOTP/IDF1) metrics.
 
-Today: ``perception eval --gt GT --pred PRED [--format waymo|ours] [--out DIR]`` evaluates
+``perception eval --gt GT --pred PRED [--format waymo|ours] [--out DIR]`` evaluates
 prediction files against ground-truth files (Waymo ``Objects`` protos, or the package's
-``.npz`` box tables). The positional ``CONFIG CKPT`` form, reserved for evaluating a trained
-model end to end, is parsed but not available yet.
+``.npz`` box tables). Evaluating a trained model end to end will add a positional
+``CONFIG CKPT`` form beside these options.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PerceptionError
 
 log = logging.getLogger("perception.eval")
 
@@ -23,10 +23,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="Waymo detection and tracking metrics of prediction files",
                        description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", nargs="?", metavar="CONFIG",
-                   help="(reserved) model config YAML, for evaluating a trained model")
-    p.add_argument("checkpoint", nargs="?", metavar="CKPT",
-                   help="(reserved) checkpoint of that model")
     p.add_argument("--gt", type=Path, metavar="GT", help="ground-truth file")
     p.add_argument("--pred", type=Path, metavar="PRED",
                    help="prediction file (with track ids: tracking metrics too)")
@@ -42,16 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.gt is None and args.pred is None:
-        if args.config is not None:
-            raise ConfigError("perception eval CONFIG CKPT (evaluating a trained model) is "
-                              "not available yet; evaluate prediction files with "
-                              "--gt GT --pred PRED")
-        raise ConfigError("give --gt GT and --pred PRED")
     if args.gt is None or args.pred is None:
         raise ConfigError("give both --gt GT and --pred PRED")
-    if args.config is not None:
-        raise ConfigError("give either CONFIG CKPT or --gt/--pred, not both")
     return _evaluate_files(args)
 
 
@@ -80,9 +68,13 @@ def _evaluate_files(args: argparse.Namespace) -> int:
     tracking = None
     gt_has_ids = all(b.ids is not None for b in gt.frames.values())
     if pred.track_ids is not None and gt_has_ids and not args.no_tracking:
-        tracking = evaluate_tracking(gt.frames, pred.frames, pred.track_ids,
-                                     pred_overlap_nlz=pred.overlap_nlz,
-                                     gt_tracking_level=gt.tracking_difficulty)
+        try:
+            tracking = evaluate_tracking(gt.frames, pred.frames, pred.track_ids,
+                                         pred_overlap_nlz=pred.overlap_nlz,
+                                         gt_tracking_level=gt.tracking_difficulty)
+        except PerceptionError as exc:
+            # Detection metrics stand on their own; say why tracking is missing.
+            log.warning("tracking metrics skipped: %s", exc)
     print(format_table(detection, tracking))
     if detection.counts.pred_frames_without_gt:
         log.warning("%d prediction frame(s) have no ground truth; their predictions count as "

@@ -26,7 +26,6 @@ cutoff.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +38,12 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import ValidationError
 from ..types import DETECTION_CLASSES, Boxes3D, Detections, ObjectClass
 from .frames import FrameKey, index_frames
-from .iou import heading_accuracy_f32, iou_3d_f32
+from .iou import heading_accuracy_f32, iou_3d_per_frame
 
 __all__ = [
     "DetectionConfig", "BreakdownMetrics", "InputCounts", "DetectionResult",
-    "evaluate_detection", "evaluate_waymo", "mean_average_precision", "range_bins",
+    "evaluate_detection", "evaluate_waymo", "mean_average_precision", "precision_recall",
+    "range_bins",
     "LEVELS", "RANGE_NAMES",
 ]
 
@@ -284,33 +284,27 @@ def _collect_class(cls: ObjectClass, keys: list[FrameKey],
                    nlz: dict[FrameKey, np.ndarray], config: DetectionConfig) -> _ClassArrays:
     cutoffs = np.asarray(config.score_cutoffs, np.float32)
     threshold = np.float32(config.iou_threshold(cls))
-    pred_parts, gt_parts, edge_parts = [], [], []
-    n_pred = n_gt = 0
-    for key in keys:
-        pb, ps, pn = _frame_preds(cls, key, pred_frames.get(key), nlz)
-        gb, gl = _frame_gt(cls, gt_frames.get(key), config)
-        if len(pb):
-            pred_parts.append((pb, ps, pn))
-        if len(gb):
-            gt_parts.append((gb, gl))
-        if len(pb) and len(gb):
-            iou = iou_3d_f32(pb, gb)
-            pi, gi = np.nonzero(iou >= threshold)
-            if pi.size:
-                weight = np.floor(iou[pi, gi] * np.float32(_QUANTISATION)
-                                  + np.float32(0.5)).astype(np.int64)
-                ha = heading_accuracy_f32(pb[pi, 6], gb[gi, 6]).astype(np.float64)
-                edge_parts.append((pi + n_pred, gi + n_gt, weight, ha))
-        n_pred += len(pb)
-        n_gt += len(gb)
-    pred_boxes = _cat([p[0] for p in pred_parts], (0, 7), np.float32)
-    scores = _cat([p[1] for p in pred_parts], (0,), np.float32)
-    gt_boxes = _cat([g[0] for g in gt_parts], (0, 7), np.float32)
+    preds = [_frame_preds(cls, key, pred_frames.get(key), nlz) for key in keys]
+    gts = [_frame_gt(cls, gt_frames.get(key), config) for key in keys]
+    ious = iou_3d_per_frame([p[0] for p in preds], [g[0] for g in gts])
+    pred_offset = np.cumsum([0] + [len(p[0]) for p in preds])
+    gt_offset = np.cumsum([0] + [len(g[0]) for g in gts])
+    edge_parts = []
+    for f, iou in enumerate(ious):
+        pi, gi = np.nonzero(iou >= threshold)
+        if pi.size:
+            weight = np.floor(iou[pi, gi] * np.float32(_QUANTISATION)
+                              + np.float32(0.5)).astype(np.int64)
+            ha = heading_accuracy_f32(preds[f][0][pi, 6], gts[f][0][gi, 6]).astype(np.float64)
+            edge_parts.append((pi + pred_offset[f], gi + gt_offset[f], weight, ha))
+    pred_boxes = _cat([p[0] for p in preds], (0, 7), np.float32)
+    scores = _cat([p[1] for p in preds], (0,), np.float32)
+    gt_boxes = _cat([g[0] for g in gts], (0, 7), np.float32)
     return _ClassArrays(
         pred_ncut=np.searchsorted(cutoffs, scores, side="right").astype(np.int64),
-        pred_nlz=_cat([p[2] for p in pred_parts], (0,), bool),
+        pred_nlz=_cat([p[2] for p in preds], (0,), bool),
         pred_range=range_bins(pred_boxes, config.range_edges_m),
-        gt_level=_cat([g[1] for g in gt_parts], (0,), np.int8),
+        gt_level=_cat([g[1] for g in gts], (0,), np.int8),
         gt_range=range_bins(gt_boxes, config.range_edges_m),
         edge_pred=_cat([e[0] for e in edge_parts], (0,), np.int64),
         edge_gt=_cat([e[1] for e in edge_parts], (0,), np.int64),
@@ -438,8 +432,6 @@ def _count_components(components: np.ndarray, arrays: _ClassArrays, pred_label: 
                       gt_label: np.ndarray, pred_shard: np.ndarray, gt_shard: np.ndarray,
                       tp: _RangeAdder, fp: _RangeAdder, fn: list[_RangeAdder],
                       ha: _RangeAdder, n_cut: int) -> None:
-    wanted = np.zeros(max(pred_label.max(initial=-1), gt_label.max(initial=-1)) + 1, bool)
-    wanted[components] = True
     pred_order = np.argsort(pred_label, kind="stable")
     gt_order = np.argsort(gt_label, kind="stable")
     edge_label = pred_label[arrays.edge_pred]
@@ -602,13 +594,3 @@ def mean_average_precision(precisions: np.ndarray, recalls: np.ndarray,
         area = f32(float(area) + 0.5 * float(f32(r0 - r1)) * float(f32(p0 + p1)))
     return float(area)
 
-
-def isclose_metrics(a: dict, b: dict, atol: float = 1e-3) -> bool:
-    """True when two ``metrics.json`` dicts agree on every top-level AP/APH within ``atol``."""
-    for key, value in a.items():
-        if isinstance(value, dict) and "AP" in value:
-            other = b.get(key)
-            if other is None or not all(math.isclose(value[m], other[m], abs_tol=atol)
-                                        for m in ("AP", "APH")):
-                return False
-    return True

@@ -31,6 +31,19 @@ def iou_3d_f32(pred_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
     return np.clip(iou, 0.0, 1.0).astype(np.float32)
 
 
+def iou_3d_per_frame(pred_boxes: list[np.ndarray], gt_boxes: list[np.ndarray]
+                     ) -> list[np.ndarray]:
+    """Per-frame IoU matrices ``[(P_i, G_i) float32]`` from per-frame box lists.
+
+    One call per frame and class keeps every matrix small; frames without predictions or
+    without ground truth cost nothing. (Packing several frames into one call, each moved
+    apart along x, was measured at most ~20 % faster with the NumPy IoU, not worth the
+    indirection.)
+    """
+    return [iou_3d_f32(p, g) if len(p) and len(g) else np.zeros((len(p), len(g)), np.float32)
+            for p, g in zip(pred_boxes, gt_boxes)]
+
+
 def _out_of_range(boxes: np.ndarray) -> np.ndarray:
     dims = boxes[:, 3:6]
     return (dims <= MIN_BOX_DIM_M).any(axis=1) | (dims >= MAX_BOX_DIM_M).any(axis=1)
@@ -54,7 +67,8 @@ def heading_accuracy_f32(pred_heading: np.ndarray, gt_heading: np.ndarray) -> np
 def _wrap_f32(angle: np.ndarray) -> np.ndarray:
     two_pi = np.float32(2 * np.pi)
     shifted = angle + np.float32(np.pi)
-    wrapped = shifted - np.trunc(shifted * np.float32(1 / (2 * np.pi))) * two_pi
+    # Waymo's PositiveModulo in float: x - trunc(x * (1 / y)) * y, with 1 / y in float.
+    wrapped = shifted - np.trunc(shifted * (np.float32(1) / two_pi)) * two_pi
     wrapped = np.where(wrapped >= 0, wrapped,
                        np.where(wrapped + two_pi >= two_pi, np.float32(0), wrapped + two_pi))
     return (wrapped - np.float32(np.pi)).astype(np.float32)

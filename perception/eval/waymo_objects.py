@@ -28,7 +28,7 @@ __all__ = ["GroundTruthSet", "PredictionSet", "read_ground_truth", "read_predict
 @dataclass(frozen=True, eq=False)
 class GroundTruthSet:
     """Ground truth of an Objects file: ``frames[key]`` is a :class:`Boxes3D` with labels,
-    string ``ids``, ``num_points`` (``num_lidar_points_in_box``; 0 when unset, as the
+    string ``ids`` (None when some object has no id), ``num_points`` (``num_lidar_points_in_box``; 0 when unset, as the
     official tool reads it) and ``difficulty`` (``detection_difficulty_level``)."""
 
     frames: dict[FrameKey, Boxes3D]
@@ -103,13 +103,14 @@ def read_ground_truth(path: str | Path) -> GroundTruthSet:
     objects = _read(path)
     frames: dict[FrameKey, Boxes3D] = {}
     tracking: dict[FrameKey, np.ndarray] = {}
+    has_ids = all(o.object.id for o in objects.objects)
     for key, idx in _group(objects).items():
         objs = [objects.objects[i] for i in idx]
         try:
             frames[key] = Boxes3D(
                 boxes=_box_array(objs),
                 labels=np.array([o.object.type for o in objs], np.int64),
-                ids=np.array([o.object.id for o in objs], dtype=str),
+                ids=np.array([o.object.id for o in objs], dtype=str) if has_ids else None,
                 num_points=np.array([o.object.num_lidar_points_in_box for o in objs],
                                     np.int64),
                 difficulty=np.array([o.object.detection_difficulty_level for o in objs],

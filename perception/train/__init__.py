@@ -1,1 +1,1 @@
-"""train"""
+"""Training: targets, losses, the (torchrun DDP) trainer and checkpoints."""

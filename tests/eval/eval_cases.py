@@ -47,7 +47,7 @@ def pseudo_random(n: int, salt: float = 0.0) -> np.ndarray:
 
 def synthetic_set(n_frames: int, n_gt: int, salt: float, *, flip_every: int = 0,
                   fp_per_frame: int = 0, empty_every: int = 0, all_level2_every: int = 0,
-                  miss_every: int = 3) -> tuple[dict[FrameKey, Boxes3D],
+                  miss_every: int = 7) -> tuple[dict[FrameKey, Boxes3D],
                                                 dict[FrameKey, Detections]]:
     """Noisy copies of pseudo-random ground truth, with heading flips, false positives, empty
     frames and all-LEVEL_2 frames; classes cycle vehicle/pedestrian/cyclist."""
@@ -71,15 +71,15 @@ def synthetic_set(n_frames: int, n_gt: int, salt: float, *, flip_every: int = 0,
             gts[k] = Boxes3D(boxes.astype(np.float32), labels, num_points=points,
                              ids=np.array([f"o{i}" for i in range(n_gt)]))
         # Predictions: jittered copies of most boxes.
-        jitter = (r[5 * n_gt:8 * n_gt].reshape(3, n_gt).T - 0.5) * 0.5 * dims.min(1)[:, None]
+        jitter = (r[5 * n_gt:8 * n_gt].reshape(3, n_gt).T - 0.5) * 0.3 * dims.min(1)[:, None]
         pred = boxes.copy()
         pred[:, :3] += jitter
-        pred[:, 3:6] *= 1 + (r[8 * n_gt:9 * n_gt, None] - 0.5) * 0.2
-        pred[:, 6] += (r[9 * n_gt:10 * n_gt] - 0.5) * 0.6
+        pred[:, 3:6] *= 1 + (r[8 * n_gt:9 * n_gt, None] - 0.5) * 0.08
+        pred[:, 6] += (r[9 * n_gt:10 * n_gt] - 0.5) * 0.2
         if flip_every:
             flip = np.arange(n_gt) % flip_every == 0
             pred[flip, 6] += np.pi
-        keep = np.arange(n_gt) % miss_every != 1 if miss_every else np.ones(n_gt, bool)
+        keep = np.arange(n_gt) % miss_every != 3 if miss_every else np.ones(n_gt, bool)
         scores = r[10 * n_gt:11 * n_gt]
         pred, plabels, scores = pred[keep], labels[keep], scores[keep]
         if fp_per_frame:
@@ -95,3 +95,59 @@ def synthetic_set(n_frames: int, n_gt: int, salt: float, *, flip_every: int = 0,
         preds[k] = Detections(k.stamp_ns, pred.astype(np.float32), scores.astype(np.float32),
                               plabels)
     return gts, preds
+
+
+def synthetic_tracks(n_frames: int, n_obj: int, salt: float, *, switch_at: int = -1,
+                     drop_every: int = 0, ghosts: int = 0, appear_late: bool = False,
+                     seq: str = "trk") -> tuple[dict[FrameKey, Boxes3D],
+                                                dict[FrameKey, Detections],
+                                                dict[FrameKey, np.ndarray]]:
+    """Objects moving on straight lines, tracked by jittered boxes.
+
+    ``switch_at``: from that frame on, tracks 0 and 1 exchange ids. ``drop_every``: every
+    k-th (frame, object) observation is missing. ``ghosts``: tracks that follow no object.
+    ``appear_late``: object i enters at frame i % 3 (objects never leave).
+    """
+    r = pseudo_random(8 * n_obj + 4 * ghosts, salt)
+    classes = np.array([VEH, PED, CYC])
+    labels = classes[np.arange(n_obj) % 3]
+    dims = np.array([SIZES[c] for c in labels])
+    start = np.stack([r[:n_obj] * 80 - 40, r[n_obj:2 * n_obj] * 80 - 40], 1)
+    velocity = (np.stack([r[2 * n_obj:3 * n_obj], r[3 * n_obj:4 * n_obj]], 1) - 0.5) * 2.0
+    heading = np.arctan2(velocity[:, 1], velocity[:, 0])
+    gts, preds, ids = {}, {}, {}
+    for f in range(n_frames):
+        k = key(f, seq)
+        xy = start + velocity * 0.1 * f
+        boxes = np.concatenate([xy, np.zeros((n_obj, 1)), dims, heading[:, None]], 1)
+        present = np.ones(n_obj, bool)
+        if appear_late:
+            present = np.arange(n_obj) % 3 <= f
+        gts[k] = Boxes3D(boxes[present].astype(np.float32), labels[present],
+                         ids=np.array([f"obj{i}" for i in np.flatnonzero(present)]),
+                         num_points=np.full(int(present.sum()), 50))
+        q = pseudo_random(3 * n_obj, salt + 0.71 * f)
+        pred = boxes.copy()
+        pred[:, :2] += (q[:2 * n_obj].reshape(n_obj, 2) - 0.5) * 0.1 * dims[:, 1:2]
+        track_id = np.arange(n_obj, dtype=np.int64) + 100
+        if 0 <= switch_at <= f and n_obj >= 2:
+            track_id[[0, 1]] = track_id[[1, 0]]
+        keep = present.copy()
+        if drop_every:
+            keep &= (np.arange(n_obj) + f * n_obj) % drop_every != drop_every - 1
+        pred, plabels, track_id = pred[keep], labels[keep], track_id[keep]
+        scores = 0.5 + 0.5 * q[2 * n_obj:][keep]
+        if ghosts:
+            g = r[8 * n_obj:].reshape(4, ghosts)
+            gl = classes[np.arange(ghosts) % 3]
+            gd = np.array([SIZES[c] for c in gl])
+            gb = np.concatenate([np.stack([g[0] * 60 + 100 + f * 0.1, g[1] * 60, g[2] * 0], 1),
+                                 gd, g[3][:, None]], 1)
+            pred = np.concatenate([pred, gb])
+            plabels = np.concatenate([plabels, gl])
+            track_id = np.concatenate([track_id, 900 + np.arange(ghosts)])
+            scores = np.concatenate([scores, 0.3 + 0.6 * g[3]])
+        preds[k] = Detections(k.stamp_ns, pred.astype(np.float32), scores.astype(np.float32),
+                              plabels)
+        ids[k] = track_id
+    return gts, preds, ids

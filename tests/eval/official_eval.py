@@ -3,7 +3,7 @@
 Run with the interpreter of a venv holding the full ``waymo-open-dataset-tf-2-12-0==1.6.7``
 and TensorFlow (``$WOD_OFFICIAL_PYTHON``), never inside the package:
 
-    $WOD_OFFICIAL_PYTHON tests/eval/official_eval.py GT.bin PRED.bin [--tracking]
+    $WOD_OFFICIAL_PYTHON tests/eval/official_eval.py GT.bin PRED.bin [GT2 PRED2 ...] [--tracking]
 
 The ground truth is first prepared exactly as the official command-line tool does
 (``metrics/tools/compute_detection_metrics_main.cc``, ``Compute()``): objects with
@@ -13,12 +13,14 @@ the official TensorFlow ops (``py_metrics_ops.detection_metrics`` / ``tracking_m
 the default config of ``WODDetectionEvaluator._get_default_config`` (the same as the tool's
 ``GetConfig()``). Frames are keyed by ``(context_name, frame_timestamp_micros)``.
 
-Output: ``{"detection": {breakdown_name: {"AP": x, "APH": y}}, "tracking": {...}}``.
+Output: one JSON list with, per (GT, PRED) pair,
+``{"detection": {breakdown_name: {"AP": x, "APH": y}}, "tracking": {...}}``.
 """
 
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -73,8 +75,13 @@ def arrays(objs, frame_ids, object_ids):
 
 
 def main(argv):
-    gt_path, pred_path = argv[1], argv[2]
     with_tracking = "--tracking" in argv
+    paths = [a for a in argv[1:] if a != "--tracking"]
+    results = [evaluate(gt, pred, with_tracking) for gt, pred in zip(paths[::2], paths[1::2])]
+    json.dump(results, sys.stdout)
+
+
+def evaluate(gt_path, pred_path, with_tracking):
     gt_kept = prepare_gt(load(gt_path))
     gt_objs = [o for o, _ in gt_kept]
     levels = np.array([lv for _, lv in gt_kept], np.uint8)
@@ -87,6 +94,7 @@ def main(argv):
     config = WODDetectionEvaluator()._get_default_config()
     names = config_util_py.get_breakdown_names_from_config(config)
 
+    start = time.perf_counter()
     out = py_metrics_ops.detection_metrics(
         prediction_bbox=pd["bbox"], prediction_type=pd["type"],
         prediction_score=pd["score"], prediction_frame_id=pd["frame_id"],
@@ -96,7 +104,8 @@ def main(argv):
         config=config.SerializeToString())
     ap, aph = out[0].numpy(), out[1].numpy()
     result = {"detection": {n: {"AP": float(a), "APH": float(h)}
-                            for n, a, h in zip(names, ap, aph)}}
+                            for n, a, h in zip(names, ap, aph)},
+              "detection_seconds": time.perf_counter() - start}
 
     if with_tracking:
         mota, motp, miss, mismatch, fp, cutoff, _ = py_metrics_ops.tracking_metrics(
@@ -112,7 +121,7 @@ def main(argv):
                 "fp": float(e), "score_cutoff": float(f)}
             for n, a, b, c, d, e, f in zip(names, mota.numpy(), motp.numpy(), miss.numpy(),
                                            mismatch.numpy(), fp.numpy(), cutoff.numpy())}
-    json.dump(result, sys.stdout)
+    return result
 
 
 if __name__ == "__main__":

@@ -211,3 +211,11 @@ def test_component_solver_agrees_with_brute_force_on_synthetic_sets():
 def test_frame_key_validation():
     with pytest.raises(ValidationError):
         FrameKey("s", 1.5)
+
+
+def test_heading_accuracy_wraps_the_difference():
+    from perception.eval.iou import heading_accuracy_f32
+    ha = heading_accuracy_f32(np.array([3.1, 0.0, 1.0, 4.0]), np.array([-3.1, np.pi, 1.0, 4.0 -
+                                                                          2 * np.pi]))
+    expected = [1 - (2 * np.pi - 6.2) / np.pi, 0.0, 1.0, 1.0]
+    np.testing.assert_allclose(ha, expected, atol=1e-6)
