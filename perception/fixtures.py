@@ -22,9 +22,12 @@ class Fixture:
 
 
 KNOWN_FIXTURES: tuple[Fixture, ...] = (
+    Fixture("waymo_camera_frame",
+            "waymo-open-dataset/src/waymo_open_dataset/utils/testdata/pvps_data_one_frame.tfrecord",
+            "Waymo v1 Frame: 5 camera JPEGs, calibrations, 75 3D labels (empty range images)"),
     Fixture("waymo_frame",
             "mmdetection3d/tests/data/waymo/waymo_format/validation/val.tfrecord",
-            "Waymo v1 Frame: 5 cameras, calibration, 3D labels (lidar stripped)"),
+            "Waymo v1 Frame, stripped: calibrations, pose, 18 3D labels (no images, no lidar)"),
     Fixture("waymo_metrics_gt",
             "waymo-open-dataset/src/waymo_open_dataset/metrics/tools/fake_ground_truths.bin",
             "Waymo metrics Objects proto: ground truth"),
