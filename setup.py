@@ -63,6 +63,10 @@ def _data_files():
         ("share/ament_index/resource_index/packages", [f"ros_nodes/resource/{PACKAGE}"]),
         (share, ["package.xml"]),
     ]
+    # The shipped YAML configs, so that an installed (non-editable) package finds its presets;
+    # see perception.config.config_dir.
+    for folder in sorted({str(Path(p).parent) for p in glob("configs/**/*.yaml", recursive=True)}):
+        files.append((f"{share}/{folder}", sorted(glob(f"{folder}/*.yaml"))))
     for folder in ("launch", "config"):
         found = sorted(glob(f"ros_nodes/{folder}/*.yaml") + glob(f"ros_nodes/{folder}/*.xml")
                        + glob(f"ros_nodes/{folder}/*.py"))

@@ -123,7 +123,8 @@ install_project() {
 }
 run_step project "$(hash_of "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml" \
   "$ROOT/cuda_ops" "$TORCH_VERSION" "${PERCEPTION_SKIP_EXT:-}" \
-  "$(ls "$ROOT"/ros_nodes/*_node.py "$ROOT"/ros_nodes/launch "$ROOT"/ros_nodes/config 2>/dev/null)")" \
+  "$(ls "$ROOT"/ros_nodes/*_node.py "$ROOT"/ros_nodes/launch "$ROOT"/ros_nodes/config 2>/dev/null)" \
+  "$(cd "$ROOT" && find configs -name "*.yaml" | sort)")" \
   install_project
 
 # ---- 5. core dependencies --------------------------------------------------------------------

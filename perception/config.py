@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -35,6 +36,23 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 BASE_KEY = "base"
+PACKAGE_NAME = "fusion_perception"
+
+
+def config_dir() -> Path:
+    """The directory holding the shipped YAML configs (``configs/`` of the repository).
+
+    In a source checkout (and an editable install) that is ``<repo>/configs``; in an installed
+    package (``pip install .``, ``colcon build``) the same tree is installed as data files under
+    ``<prefix>/share/fusion_perception/configs``.
+    """
+    source = Path(__file__).resolve().parent.parent / "configs"
+    if source.is_dir():
+        return source
+    installed = Path(sys.prefix) / "share" / PACKAGE_NAME / "configs"
+    if installed.is_dir():
+        return installed
+    raise ConfigError(f"shipped configs not found in {source} or {installed}")
 
 
 def load_config(path: str | Path, schema: type[T]) -> T:

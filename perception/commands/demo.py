@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import fixtures
+from ..config import config_dir
 
 log = logging.getLogger("perception.demo")
 
 DEFAULT_OUT = Path("outputs/demo")
-DEFAULT_TRACKER_CONFIG = fixtures.REPO_ROOT / "configs" / "tracking" / "sim.yaml"
+DEFAULT_TRACKER_CONFIG = config_dir() / "tracking" / "sim.yaml"
 SIM_VOXEL_SIZE_M = (0.2, 0.2, 0.25)
 SIM_POINT_RANGE_M = (-75.0, -75.0, -3.0, 75.0, 75.0, 5.0)
 

@@ -19,7 +19,6 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..types import SensorFrame
-from .tfrecord import build_index
 from .waymo import WaymoReader
 from .waymo_convert import ConvertedSegment, list_segments, open_converted
 
@@ -76,4 +75,4 @@ class WaymoTFRecordDataset(_ConcatFrames):
             files = [Path(p) for p in paths]
         if not files:
             raise DataError("no .tfrecord files", source=str(paths))
-        super().__init__([WaymoReader(p, build_index(p)) for p in files], transform)
+        super().__init__([WaymoReader(p) for p in files], transform)

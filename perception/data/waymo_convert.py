@@ -223,6 +223,7 @@ class _SegmentWriter:
         self._add_boxes(frame.boxes if frame.boxes is not None else Boxes3D.empty())
         self._add_images(frame)
         self.frames.append({"stamp_ns": frame.stamp_ns, "frame_index": frame.frame_index,
+                            "sequence_id": frame.sequence_id,
                             "has_pose": frame.ego_pose is not None,
                             "has_labels": frame.boxes is not None})
 
@@ -458,7 +459,7 @@ class ConvertedSegment:
         info = self.meta["frames"][i]
         stamp_ns = int(info["stamp_ns"])
         return SensorFrame(
-            stamp_ns=stamp_ns, sequence_id=self.meta["segment"],
+            stamp_ns=stamp_ns, sequence_id=info["sequence_id"],
             frame_index=int(info["frame_index"]), lidar=self._lidar(i, stamp_ns),
             cameras=self._cameras(i),
             ego_pose=EgoPose(stamp_ns, np.array(self._array("poses.f64")[i]))

@@ -88,6 +88,12 @@ def make_lidar_frame(seed: int = 0, stamp_us: int = 1_600_000_000_000_000):
             frac = np.linspace(0.0, 1.0, w)[None, :, None]
             pixel_pose[..., :3] = base_rpy + frac * np.array([0.002, -0.003, 0.05])
             pixel_pose[..., 3:] = pose[:3, 3] + frac * np.array([1.2, -0.6, 0.05])
+            if seed % 2:
+                # Odd seeds: the pose also varies down each column (the general per-pixel
+                # path of the decoder); even seeds keep one pose per column (its fast path).
+                rows = np.linspace(0.0, 1.0, h)[:, None, None]
+                pixel_pose[..., 2:3] += rows * 0.004
+                pixel_pose[..., 3:4] += rows * 0.1
             laser.ri_return1.range_image_pose_compressed = waymo.compress_matrix(pixel_pose)
     return frame
 
@@ -146,9 +152,9 @@ def sim_like_frame(seed: int = 0, index: int = 0) -> SensorFrame:
                        ego_pose=EgoPose(stamp_ns, pose), boxes=boxes, source="sim")
 
 
-@pytest.fixture(scope="session")
-def lidar_frame_proto():
-    return make_lidar_frame(seed=3)
+@pytest.fixture(scope="session", params=[3, 4], ids=["per_pixel_pose", "per_column_pose"])
+def lidar_frame_proto(request):
+    return make_lidar_frame(seed=request.param)
 
 
 @pytest.fixture(scope="session")

@@ -374,3 +374,63 @@ def test_zlib_level_does_not_change_points(tmp_path, sim_frames):
     waymo.write_frames(b, sim_frames[:1], zlib_level=9)
     np.testing.assert_array_equal(waymo.WaymoReader(a)[0].lidar.points,
                                   waymo.WaymoReader(b)[0].lidar.points)
+
+
+def test_simulator_round_trip(tmp_path):
+    """Simulated frames -> Waymo records -> reader: the same points up to float32 storage."""
+    sim_module = pytest.importorskip("perception.data.sim")
+    sim = sim_module.Simulator("waymo_like", seed=2)
+    frames = list(sim.frames(2))
+    # The simulated TOP laser fires along the Waymo column azimuths at its own inclinations:
+    # describing it exactly makes the inverse projection lossless.
+    top = waymo.LaserGeometry("TOP", 1, sim.lidar.calibration.T_vehicle_sensor,
+                              sim.lidar.inclination_rad, sim.lidar.cfg.azimuth_steps)
+    path = tmp_path / "sim.tfrecord"
+    waymo.write_frames(path, frames, lasers={1: top})
+    for original, back in zip(frames, waymo.WaymoReader(path)):
+        a, b = original.lidar, back.lidar
+        assert len(b) == len(a)
+        dist, nearest = cKDTree(b.points[:, :3]).query(a.xyz)
+        assert len(np.unique(nearest)) == len(a) and dist.max() < 1e-3
+        np.testing.assert_allclose(b.column("intensity")[nearest], a.column("intensity"))
+        assert (b.laser_id == 1).all()
+        np.testing.assert_array_equal(back.boxes.boxes, original.boxes.boxes)
+        np.testing.assert_array_equal(back.boxes.labels, original.boxes.labels)
+        assert back.boxes.ids.tolist() == [str(i) for i in original.boxes.ids]
+        assert set(back.cameras) == set(original.cameras)
+        for name, cam in original.cameras.items():
+            got = back.cameras[name]
+            np.testing.assert_allclose(got.calibration.T_vehicle_optical,
+                                       cam.calibration.T_vehicle_optical, atol=1e-9)
+            np.testing.assert_allclose(got.calibration.K, cam.calibration.K)
+            assert abs(got.stamp_ns - cam.stamp_ns) < 1000
+            assert np.abs(got.image.astype(int) - cam.image.astype(int)).mean() < 4
+
+
+def test_real_labels_project_onto_waymo_projected_labels(shared_data):
+    """Our camera model (Waymo convention, distortion) reproduces Waymo's own projection of the
+    3D labels into each camera (``projected_lidar_labels``) to a fraction of a pixel."""
+    path = shared_data / PVPS
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    from perception.geometry import box_corners, project_points
+
+    reader = waymo.WaymoReader(path)
+    proto, frame = reader.proto(0), reader[0]
+    row_of = {box_id: k for k, box_id in enumerate(frame.boxes.ids)}
+    checked = 0
+    for camera_labels in proto.projected_lidar_labels:
+        name = waymo.CAMERA_NAMES[camera_labels.name]
+        calib = frame.cameras[name].calibration
+        for label in camera_labels.labels:
+            box = frame.boxes.boxes[row_of[label.id.removesuffix(f"_{name}")]]
+            uv, _, visible = project_points(box_corners(box[None])[0], calib)
+            if not visible.all():          # clipped boxes: Waymo clips to the image border
+                continue
+            b = label.box
+            expected = [b.center_x - b.length / 2, b.center_y - b.width / 2,
+                        b.center_x + b.length / 2, b.center_y + b.width / 2]
+            np.testing.assert_allclose(np.concatenate([uv.min(0), uv.max(0)]), expected,
+                                       atol=1.0)
+            checked += 1
+    assert checked >= 30

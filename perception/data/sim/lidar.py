@@ -92,13 +92,13 @@ class LidarModel:
         cfg = self.cfg
         steps, beams = self.directions.shape[:2]
         T = ego(t_s + self.time_offset_s).transforms()                     # (A, 4, 4)
-        origins = T[:, :3, :3] @ self.mount_m + T[:, :3, 3]                 # (A, 3)
+        origins = np.einsum("aij,j->ai", T[:, :3, :3], self.mount_m) + T[:, :3, 3]  # (A, 3)
         dirs_world = np.einsum("aij,abj->abi", T[:, :3, :3], self.directions)
         range_m = np.empty((steps, beams))
         object_id = np.empty((steps, beams), np.int64)
         cos_incidence = np.empty((steps, beams))
         reflectivity = np.empty((steps, beams))
-        for chunk in np.array_split(np.arange(steps), cfg.motion_chunks):
+        for chunk in np.array_split(np.arange(steps), min(cfg.motion_chunks, steps)):
             t_chunk = t_s + float(np.mean(self.time_offset_s[chunk]))
             d = dirs_world[chunk].reshape(-1, 3)
             o = np.repeat(origins[chunk], beams, axis=0)

@@ -22,11 +22,13 @@ class Path2D:
         xy: (M, 2) float64 world-frame samples.
         s_m: (M,) float64 cumulative arclength, ``s_m[0] == 0``.
         heading: (M,) float64 unwrapped tangent heading (radians, CCW from +x).
+        curvature: (M,) float64 signed curvature, 1/m (positive turning left).
     """
 
     xy: np.ndarray
     s_m: np.ndarray
     heading: np.ndarray
+    curvature: np.ndarray
 
     @property
     def length_m(self) -> float:
@@ -43,12 +45,8 @@ class Path2D:
         x = np.interp(s, self.s_m, self.xy[:, 0])
         y = np.interp(s, self.s_m, self.xy[:, 1])
         heading = np.interp(s, self.s_m, self.heading)
-        curvature = np.interp(s, self.s_m, self._curvature())
+        curvature = np.interp(s, self.s_m, self.curvature)
         return np.stack([x, y], axis=1), heading, curvature
-
-    def _curvature(self) -> np.ndarray:
-        ds = np.maximum(np.gradient(self.s_m), 1e-9)
-        return np.gradient(self.heading) / ds
 
 
 def fillet_polyline(corners: np.ndarray, radius_m: float | np.ndarray,
@@ -104,4 +102,8 @@ def _resample(waypoints: np.ndarray, spacing_m: float) -> Path2D:
                   axis=1)
     d = np.gradient(xy, axis=0)
     heading = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
-    return Path2D(xy=xy, s_m=s_new, heading=heading)
+    if len(s_new) > 1:
+        curvature = np.gradient(heading) / np.maximum(np.gradient(s_new), 1e-9)
+    else:
+        curvature = np.zeros(1)
+    return Path2D(xy=xy, s_m=s_new, heading=heading, curvature=curvature)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...config import from_dict, load_config
+from ...config import config_dir, from_dict, load_config
 from ...errors import ConfigError
 from .settings import SimConfig, check_sim_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "sim"
+CONFIG_DIR = config_dir() / "sim"
 
 PRESET_FILES: dict[str, str] = {
     "waymo_like": "waymo_like.yaml",

@@ -25,7 +25,7 @@ import numpy as np
 
 from ...geometry import make_transform, rotation_z
 from ...types import Calibration, RadarScan
-from .scenario import ACTOR_CLASS, ActorKind, EgoMotion, Scenario
+from .scenario import ActorKind, EgoMotion, Scenario
 from .settings import RadarConfig
 from .world import NO_OBJECT, STATIC_MATERIALS, WorldSnapshot
 
@@ -123,7 +123,6 @@ class RadarModel:
         p_sensor = p_world @ T_sensor_world[:3, :3].T + T_sensor_world[:3, 3]
         p_sensor, velocity, rcs_all, ids_all = self._add_false_alarms(
             p_sensor, np.concatenate(vel), np.concatenate(rcs), np.concatenate(ids), rng)
-        # Velocities of false alarms are drawn in the sensor frame; rotate only true targets.
         return _Detections(p_sensor, velocity, rcs_all, ids_all)
 
     def _add_false_alarms(self, p_sensor, velocity, rcs, ids, rng):
@@ -135,7 +134,7 @@ class RadarModel:
         p = np.stack([r * np.cos(el) * np.cos(az), r * np.cos(el) * np.sin(az),
                       r * np.sin(el)], axis=1)
         v = np.zeros((n, 3))
-        v[:, 0] = rng.normal(0.0, 5.0, n)  # a ghost velocity, world x (meaningless by design)
+        v[:, 0] = rng.normal(0.0, 5.0, n)  # a ghost velocity over ground (world x)
         return (np.concatenate([p_sensor, p]), np.concatenate([velocity, v]),
                 np.concatenate([rcs, np.full(n, FALSE_ALARM_RCS_DBSM)]),
                 np.concatenate([ids, np.full(n, NO_OBJECT)]))
@@ -151,7 +150,8 @@ class RadarModel:
         doppler = np.einsum("ij,ij->i", v_rel, u_world) \
             + rng.normal(0.0, cfg.doppler_noise_std_mps, n)
         compensated = doppler + u_world @ v_sensor_world
-        azimuth = np.arctan2(p[:, 1], p[:, 0]) + rng.normal(0, np.deg2rad(cfg.azimuth_noise_std_deg), n)
+        azimuth = np.arctan2(p[:, 1], p[:, 0]) \
+            + rng.normal(0.0, np.deg2rad(cfg.azimuth_noise_std_deg), n)
         elevation = np.arcsin(np.clip(p[:, 2] / np.maximum(range_m, 1e-9), -1, 1)) \
             + rng.normal(0.0, np.deg2rad(cfg.elevation_noise_std_deg), n)
         range_noisy = np.maximum(range_m + rng.normal(0.0, cfg.range_noise_std_m, n), 0.1)

@@ -3,7 +3,8 @@
 World frame: flat ground at z = 0, the intersection centre at the origin, x east, y north.
 Traffic drives on the right. Lane families are named by their travel direction: EB (east),
 WB (west), NB (north), SB (south). Every actor follows a :class:`~.paths.Path2D` at a constant
-speed; actors do not interact (see docs/simulator.md for what that implies).
+speed. Actors do not react to each other; instead, generation places them only where their
+footprints stay clear of the ego and of each other over a horizon (:mod:`.conflicts`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...types import ObjectClass
+from .conflicts import CHECK_STEP_S, Footprint, FootprintSet, footprint
 from .paths import Path2D, fillet_polyline
-from .settings import ScenarioConfig
+from .settings import ScenarioConfig, StaticConfig
 
 VEHICLE_SLOT_M = 16.0
 """Spacing of the initial vehicle slots along a lane (longer than a bus plus a gap)."""
 PARKING_SLOT_M = 7.0
 """Spacing of parking slots."""
+EGO_LENGTH_M, EGO_WIDTH_M = 4.8, 2.1
+"""Footprint of the ego vehicle (centred on the vehicle origin) for conflict checks."""
+VEHICLE_MARGIN_LW_M = (0.5, 0.1)
+"""Footprint growth (along, across) for vehicles: a gap ahead and behind, lanes stay usable."""
+PEDESTRIAN_MARGIN_LW_M = (0.1, 0.1)
+PEDESTRIAN_TRIES = 20
 ROUTE_TAIL_M = 30.0
 """Straight run after the curve at the east end, so curve traffic leaves it before restarting."""
 
@@ -178,6 +186,8 @@ class Scenario:
     ego_path: Path2D
     ego_s0_m: float
     ego_speed_mps: float
+    unplaced: int = 0
+    """Actors asked for by the config that found no conflict-free place (see conflicts.py)."""
 
     def actor_states(self, t_s: float) -> ActorStates:
         """Poses of every actor at ``t_s`` seconds after the scenario start."""
@@ -210,8 +220,13 @@ def make_scenario(cfg: ScenarioConfig, seed: int) -> Scenario:
     buildings, poles = _static_structure(cfg, road, rng)
     ego_path = _vehicle_route(road, "EB", 0, cfg.ego.route)
     ego_s0 = _entry_arclength(ego_path, road) - (cfg.ego.start_distance_m - road.half_width_m)
-    actors = _actors(cfg, road, rng)
-    return Scenario(cfg, road, buildings, poles, actors, ego_path, ego_s0, cfg.ego.speed_mps)
+    times = np.arange(0.0, cfg.actors.conflict_free_horizon_s + 1e-9, CHECK_STEP_S)
+    placed = FootprintSet()
+    placed.add(footprint(ego_path, ego_s0, cfg.ego.speed_mps, EGO_LENGTH_M, EGO_WIDTH_M, times,
+                         VEHICLE_MARGIN_LW_M))
+    actors, unplaced = _actors(cfg, road, rng, placed, times)
+    return Scenario(cfg, road, buildings, poles, actors, ego_path, ego_s0, cfg.ego.speed_mps,
+                    unplaced)
 
 
 def _road_geometry(cfg: ScenarioConfig) -> RoadGeometry:
@@ -270,36 +285,82 @@ def _entry_arclength(path: Path2D, road: RoadGeometry) -> float:
     return float(path.s_m[int(np.argmax(inside))])
 
 
-def _actors(cfg: ScenarioConfig, road: RoadGeometry, rng: np.random.Generator) -> list[Actor]:
+def _actors(cfg: ScenarioConfig, road: RoadGeometry, rng: np.random.Generator,
+            placed: FootprintSet, times: np.ndarray) -> tuple[list[Actor], int]:
+    """Parked cars, then vehicles and cyclists, then pedestrians, each placed only where its
+    footprint stays clear of everything placed before it over the horizon ``times``."""
     act = cfg.actors
     actors: list[Actor] = []
+    unplaced = 0
+    for actor in _parked_cars(act.num_parked_cars, road, rng, first_id=1):
+        placed.add(_footprint_of(actor, times))
+        actors.append(actor)
     lane_keys = [(f, lane) for f in FAMILIES for lane in range(road.lanes_per_direction)]
     lane_speed = {key: float(np.clip(rng.normal(act.vehicle_speed_mps, act.vehicle_speed_std_mps),
                                      0.5 * act.vehicle_speed_mps, 2.0 * act.vehicle_speed_mps))
                   for key in lane_keys}
-    # Traffic in the ego lane moves with the ego, so nobody drives through the ego vehicle.
+    # Traffic in the ego lane moves with the ego, so it neither catches up nor falls behind.
     lane_speed[("EB", 0)] = cfg.ego.speed_mps
     slots = _lane_slots(cfg, road, lane_keys)
-    order = rng.permutation(len(slots))
-    n_moving = act.num_vehicles + act.num_cyclists
-    for k, slot_index in enumerate(order[:n_moving]):
-        (family, lane), distance_m = slots[slot_index]
-        is_cyclist = k >= act.num_vehicles
+    free = list(rng.permutation(len(slots)))
+    moving = [ActorKind.CYCLIST] * act.num_cyclists + [None] * act.num_vehicles
+    for index in rng.permutation(len(moving)):
+        is_cyclist = moving[index] is ActorKind.CYCLIST
         kind = ActorKind.CYCLIST if is_cyclist else _vehicle_kind(rng)
-        turn = _turn(rng, act.turn_fraction, family) if not is_cyclist else "straight"
-        # Cyclists ride at the right edge of the lane (at the lane's speed, so never overtaken).
-        offset = road.lanes_half_width_m - 0.45 if is_cyclist else None
-        path = _vehicle_route(road, family, lane, turn, offset)
-        s0 = _entry_arclength(path, road) - distance_m
-        actors.append(_make_actor(len(actors) + 1, kind, path, s0, lane_speed[(family, lane)],
-                                  rng))
-    actors += _parked_cars(act.num_parked_cars, road, rng, first_id=len(actors) + 1)
-    actors += _pedestrians(cfg, road, rng, first_id=len(actors) + 1)
-    return actors
+        size = _draw_size(kind, rng)
+        wants_turn, turn_left = rng.random() < act.turn_fraction, rng.random() < 0.5
+        for slot_index in free:
+            (family, lane), distance_m = slots[slot_index]
+            # Slots past the intersection (negative distance) have turned already, if at all.
+            turn = "straight" if is_cyclist or distance_m < 0 \
+                else _turn(wants_turn, turn_left, family)
+            # Cyclists ride at the right edge of the lane, at the lane's speed.
+            offset = road.lanes_half_width_m - 0.45 if is_cyclist else None
+            path = _vehicle_route(road, family, lane, turn, offset)
+            actor = _make_actor(len(actors) + 1, kind, size, path,
+                                _slot_arclength(path, road, distance_m),
+                                lane_speed[(family, lane)], rng)
+            shape = _footprint_of(actor, times)
+            if not placed.conflicts(shape):
+                placed.add(shape)
+                actors.append(actor)
+                free.remove(slot_index)
+                break
+        else:
+            unplaced += 1
+    for _ in range(act.num_pedestrians):
+        actor = _place_pedestrian(cfg, road, rng, len(actors) + 1, placed, times)
+        if actor is None:
+            unplaced += 1
+        else:
+            actors.append(actor)
+    return actors, unplaced
+
+
+def _footprint_of(actor: Actor, times: np.ndarray) -> Footprint:
+    margin = PEDESTRIAN_MARGIN_LW_M if actor.kind is ActorKind.PEDESTRIAN else VEHICLE_MARGIN_LW_M
+    return footprint(actor.path, actor.s0_m, actor.speed_mps, actor.size_lwh_m[0],
+                     actor.size_lwh_m[1], times, margin)
+
+
+def moving_actor_capacity(cfg: ScenarioConfig) -> int:
+    """How many vehicles plus cyclists fit in the initial lane slots of this layout."""
+    road = _road_geometry(cfg)
+    lane_keys = [(f, lane) for f in FAMILIES for lane in range(road.lanes_per_direction)]
+    return len(_lane_slots(cfg, road, lane_keys))
+
+
+def parking_capacity(cfg: ScenarioConfig) -> int:
+    """How many parked cars fit (0 when the parking lane is narrower than 2 m)."""
+    road = _road_geometry(cfg)
+    if road.parking_lane_width_m < 2.0:
+        return 0
+    return 8 * int((road.arm_length_m - road.corner_m - 5.0) // PARKING_SLOT_M)
 
 
 def _lane_slots(cfg: ScenarioConfig, road: RoadGeometry, lane_keys: list) -> list:
-    """Initial positions (lane, distance before the intersection) at VEHICLE_SLOT_M spacing."""
+    """Initial positions ``(lane, distance)`` at VEHICLE_SLOT_M spacing on both sides of the
+    intersection: a positive distance lies before the intersection, a negative one after it."""
     free_m = road.arm_length_m - road.corner_m
     n = int(free_m // VEHICLE_SLOT_M)
     ego_distance = cfg.ego.start_distance_m
@@ -307,10 +368,20 @@ def _lane_slots(cfg: ScenarioConfig, road: RoadGeometry, lane_keys: list) -> lis
     for key in lane_keys:
         for i in range(n):
             distance = 8.0 + i * VEHICLE_SLOT_M
-            if key == ("EB", 0) and abs(distance - ego_distance) < 0.5 * VEHICLE_SLOT_M + 4.0:
-                continue  # keep the ego's own slot free
-            slots.append((key, distance))
+            if not (key == ("EB", 0) and abs(distance - ego_distance) < 0.5 * VEHICLE_SLOT_M + 4.0):
+                slots.append((key, distance))   # (the ego's own slot stays free)
+            slots.append((key, -distance))
     return slots
+
+
+def _slot_arclength(path: Path2D, road: RoadGeometry, distance_m: float) -> float:
+    """Arclength ``distance_m`` before the path enters the intersection square, or
+    ``-distance_m`` after it leaves it."""
+    if distance_m >= 0:
+        return _entry_arclength(path, road) - distance_m
+    inside = (np.abs(path.xy) <= road.half_width_m + 1e-6).all(axis=1)
+    exit_index = len(inside) - 1 - int(np.argmax(inside[::-1]))
+    return float(path.s_m[exit_index]) - distance_m
 
 
 def _vehicle_kind(rng: np.random.Generator) -> ActorKind:
@@ -319,19 +390,22 @@ def _vehicle_kind(rng: np.random.Generator) -> ActorKind:
     return kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
 
 
-def _turn(rng: np.random.Generator, turn_fraction: float, family: str) -> str:
-    if rng.random() >= turn_fraction:
+def _turn(wants_turn: bool, turn_left: bool, family: str) -> str:
+    if not wants_turn:
         return "straight"
-    turn = "left" if rng.random() < 0.5 else "right"
-    # Nobody turns into the eastbound lanes: the ego drives there (see _actors).
+    turn = "left" if turn_left else "right"
+    # Nobody turns into the eastbound lanes, where the ego drives (see _actors).
     target = LEFT_OF[family] if turn == "left" else RIGHT_OF[family]
     return "straight" if target == "EB" else turn
 
 
-def _make_actor(actor_id: int, kind: ActorKind, path: Path2D, s0_m: float, speed_mps: float,
-                rng: np.random.Generator) -> Actor:
-    stats = SIZE_STATS_M[kind]
-    size = np.array([max(rng.normal(m, s), 0.5 * m) for m, s in stats])
+def _draw_size(kind: ActorKind, rng: np.random.Generator) -> np.ndarray:
+    """(3,) length, width, height from the kind's normal distributions (at least half the mean)."""
+    return np.array([max(rng.normal(m, s), 0.5 * m) for m, s in SIZE_STATS_M[kind]])
+
+
+def _make_actor(actor_id: int, kind: ActorKind, size: np.ndarray, path: Path2D, s0_m: float,
+                speed_mps: float, rng: np.random.Generator) -> Actor:
     return Actor(actor_id, kind, size, path, float(s0_m), float(speed_mps),
                  _albedo(kind, rng), _reflectivity(kind, rng))
 
@@ -378,36 +452,48 @@ def _parked_cars(n: int, road: RoadGeometry, rng: np.random.Generator,
         heading_vec = out if side < 0 else -out
         corners = np.array([centre - 0.5 * heading_vec, centre + 0.5 * heading_vec])
         path = fillet_polyline(corners, 0.0)
-        actors.append(_make_actor(first_id + k, ActorKind.CAR, path, 0.5, 0.0, rng))
+        actors.append(_make_actor(first_id + k, ActorKind.CAR, _draw_size(ActorKind.CAR, rng),
+                                  path, 0.5, 0.0, rng))
     return actors
 
 
-def _pedestrians(cfg: ScenarioConfig, road: RoadGeometry, rng: np.random.Generator,
-                 first_id: int) -> list[Actor]:
-    """Pedestrians walk loops on the sidewalks; some loops cross the road (at the crosswalk)."""
-    actors = []
+def _place_pedestrian(cfg: ScenarioConfig, road: RoadGeometry, rng: np.random.Generator,
+                      actor_id: int, placed: FootprintSet, times: np.ndarray) -> Actor | None:
+    """A pedestrian on a walking loop clear of everything placed, or None after
+    PEDESTRIAN_TRIES candidate loops."""
+    size = _draw_size(ActorKind.PEDESTRIAN, rng)
+    for _ in range(PEDESTRIAN_TRIES):
+        path = _walking_loop(cfg, road, rng)
+        actor = _make_actor(actor_id, ActorKind.PEDESTRIAN, size, path,
+                            float(rng.uniform(0.0, path.length_m)), float(rng.uniform(1.0, 1.6)),
+                            rng)
+        shape = _footprint_of(actor, times)
+        if not placed.conflicts(shape):
+            placed.add(shape)
+            return actor
+    return None
+
+
+def _walking_loop(cfg: ScenarioConfig, road: RoadGeometry, rng: np.random.Generator) -> Path2D:
+    """A closed loop on the sidewalks of one arm; some loops cross the road, on the crosswalk
+    and once more further down the road."""
     side_m = road.half_width_m + 0.5 * road.sidewalk_width_m
     lane_m = 0.25 * road.sidewalk_width_m
-    for k in range(cfg.actors.num_pedestrians):
-        out, left = _arm_frames()[int(rng.integers(4))]
-        near = road.corner_m + rng.uniform(0.0, 10.0)
-        far = min(near + rng.uniform(20.0, 50.0), road.arm_length_m - 2.0)
-        if rng.random() < cfg.actors.pedestrian_crossing_fraction:
-            near = road.half_width_m + 2.0   # on the crosswalk
-            loop = [(near, -side_m), (near, side_m), (far, side_m), (far, -side_m)]
-        else:
-            side = side_m if rng.random() < 0.5 else -side_m
-            loop = [(near, side - lane_m), (far, side - lane_m), (far, side + lane_m),
-                    (near, side + lane_m)]
-        if rng.random() < 0.5:
-            loop = loop[::-1]
-        # A closed loop: the last corner repeats the first.
-        pts = np.array([a * out + b * left for a, b in loop + [loop[0]]])
-        path = fillet_polyline(pts, 0.3)
-        speed = float(rng.uniform(1.0, 1.6))
-        actors.append(_make_actor(first_id + k, ActorKind.PEDESTRIAN, path,
-                                  float(rng.uniform(0.0, path.length_m)), speed, rng))
-    return actors
+    out, left = _arm_frames()[int(rng.integers(4))]
+    near = road.corner_m + rng.uniform(0.0, 10.0)
+    far = min(near + rng.uniform(20.0, 50.0), road.arm_length_m - 2.0)
+    if rng.random() < cfg.actors.pedestrian_crossing_fraction:
+        near = road.half_width_m + 2.0   # on the crosswalk
+        loop = [(near, -side_m), (near, side_m), (far, side_m), (far, -side_m)]
+    else:
+        side = side_m if rng.random() < 0.5 else -side_m
+        loop = [(near, side - lane_m), (far, side - lane_m), (far, side + lane_m),
+                (near, side + lane_m)]
+    if rng.random() < 0.5:
+        loop = loop[::-1]
+    # A closed loop: the last corner repeats the first.
+    pts = np.array([a * out + b * left for a, b in loop + [loop[0]]])
+    return fillet_polyline(pts, 0.3)
 
 
 def _static_structure(cfg: ScenarioConfig, road: RoadGeometry,
@@ -422,7 +508,7 @@ def _static_structure(cfg: ScenarioConfig, road: RoadGeometry,
     return buildings, poles
 
 
-def _building_row(st, road: RoadGeometry, out: np.ndarray, normal: np.ndarray,
+def _building_row(st: StaticConfig, road: RoadGeometry, out: np.ndarray, normal: np.ndarray,
                   rng: np.random.Generator) -> list[StaticBox]:
     boxes = []
     along = road.corner_m + rng.uniform(1.0, 6.0)
@@ -451,7 +537,7 @@ def _building_row(st, road: RoadGeometry, out: np.ndarray, normal: np.ndarray,
     return boxes
 
 
-def _pole_row(st, road: RoadGeometry, out: np.ndarray, normal: np.ndarray,
+def _pole_row(st: StaticConfig, road: RoadGeometry, out: np.ndarray, normal: np.ndarray,
               rng: np.random.Generator) -> list[Pole]:
     if st.pole_spacing_m <= 0:
         return []

@@ -60,6 +60,7 @@ class ActorConfig:
     vehicle_speed_std_mps: float = field(default=2.0, metadata={"ge": 0})
     turn_fraction: float = field(default=0.3, metadata={"ge": 0, "le": 1})
     pedestrian_crossing_fraction: float = field(default=0.3, metadata={"ge": 0, "le": 1})
+    conflict_free_horizon_s: float = field(default=20.0, metadata={"ge": 0})
     label_range_m: float = field(default=75.0, metadata={"gt": 0})
     min_label_points: int = field(default=1, metadata={"ge": 0})
 
@@ -75,7 +76,7 @@ class EgoConfig:
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    sequence_id: str = "sim"
+    sequence_id: str = field(default="sim", metadata={"min_len": 1})
     start_stamp_ns: int = field(default=1_600_000_000_000_000_000, metadata={"ge": 0})
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     static: StaticConfig = field(default_factory=StaticConfig)
@@ -88,7 +89,7 @@ class LidarConfig:
     """A spinning lidar. The sweep turns clockwise seen from above, starting behind the
     vehicle; a column's time offset is 0 when it points along the mount's +x."""
 
-    name: str = "TOP"
+    name: str = field(default="TOP", metadata={"min_len": 1})
     num_beams: int = field(default=64, metadata={"ge": 1})
     azimuth_steps: int = field(default=2650, metadata={"ge": 1})
     inclination_min_deg: float = field(default=-17.6, metadata={"ge": -90, "le": 90})
@@ -108,7 +109,7 @@ class LidarConfig:
 class CameraConfig:
     """A pinhole camera, rendered by ray casting (zero distortion)."""
 
-    name: str = "FRONT"
+    name: str = field(default="FRONT", metadata={"min_len": 1})
     width: int = field(default=480, metadata={"ge": 1})
     height: int = field(default=320, metadata={"ge": 1})
     hfov_deg: float = field(default=50.0, metadata={"gt": 0, "lt": 180})
@@ -123,7 +124,7 @@ class CameraConfig:
 class RadarConfig:
     """A radar: detections sampled from ray-cast surfaces, plus clutter and false alarms."""
 
-    name: str = "RADAR_FRONT"
+    name: str = field(default="RADAR_FRONT", metadata={"min_len": 1})
     mount_xyz_m: tuple[float, float, float] = (3.8, 0.0, 0.6)
     yaw_deg: float = 0.0
     hfov_deg: float = field(default=100.0, metadata={"gt": 0, "le": 360})
@@ -191,7 +192,9 @@ def _check_ranges(cfg: SimConfig, source: str) -> None:
                     walk(item, f"{key}[{i}].")
                 continue
             meta = f.metadata
-            if isinstance(value, (list, tuple)):
+            if isinstance(value, str) and len(value) < meta.get("min_len", 0):
+                _fail(source, key, "must not be empty")
+            if isinstance(value, (list, tuple, str)):
                 continue  # no sequence field carries numeric bounds
             if "choices" in meta and value not in meta["choices"]:
                 _fail(source, key, f"{value!r} is not one of {meta['choices']}")
@@ -225,27 +228,23 @@ def _check_layout(sc: ScenarioConfig, source: str) -> None:
         _fail(source, "scenario.ego.start_distance_m",
               f"{sc.ego.start_distance_m} m puts the ego off the road (the west arm is "
               f"{lay.arm_length_m - corner_m} m long)")
-    _check_actor_capacity(sc, source, corner_m)
+    _check_actor_capacity(sc, source)
 
 
-def _check_actor_capacity(sc: ScenarioConfig, source: str, corner_m: float) -> None:
-    from .scenario import VEHICLE_SLOT_M, PARKING_SLOT_M  # the slot sizes live with placement
+def _check_actor_capacity(sc: ScenarioConfig, source: str) -> None:
+    from .scenario import VEHICLE_SLOT_M, moving_actor_capacity, parking_capacity
 
-    lay = sc.layout
-    arm_free_m = lay.arm_length_m - corner_m
-    lanes = 4 * lay.lanes_per_direction
-    vehicle_slots = lanes * int(arm_free_m // VEHICLE_SLOT_M)
-    if sc.actors.num_vehicles > vehicle_slots:
+    moving = sc.actors.num_vehicles + sc.actors.num_cyclists
+    capacity = moving_actor_capacity(sc)
+    if moving > capacity:
         _fail(source, "scenario.actors.num_vehicles",
-              f"{sc.actors.num_vehicles} vehicles do not fit: the lanes hold at most "
-              f"{vehicle_slots} with {VEHICLE_SLOT_M} m spacing")
-    parking_slots = 0
-    if lay.parking_lane_width_m >= 2.0:
-        parking_slots = 8 * int((arm_free_m - 5.0) // PARKING_SLOT_M)
-    if sc.actors.num_parked_cars > parking_slots:
+              f"{sc.actors.num_vehicles} vehicles and {sc.actors.num_cyclists} cyclists do not "
+              f"fit: the lanes hold at most {capacity} with {VEHICLE_SLOT_M} m spacing")
+    parking = parking_capacity(sc)
+    if sc.actors.num_parked_cars > parking:
         _fail(source, "scenario.actors.num_parked_cars",
-              f"{sc.actors.num_parked_cars} parked cars do not fit: {parking_slots} parking "
-              f"slots (parking_lane_width_m must be >= 2 m to park at all)")
+              f"{sc.actors.num_parked_cars} parked cars do not fit: {parking} parking slots "
+              f"(parking_lane_width_m must be >= 2 m to park at all)")
 
 
 def _check_sensors(rig: RigConfig, source: str) -> None:
@@ -263,6 +262,13 @@ def _check_sensors(rig: RigConfig, source: str) -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         _fail(source, "rig", f"duplicate sensor names {duplicates}")
+    timed = [(f"rig.cameras[{i}]", c) for i, c in enumerate(rig.cameras)]
+    timed += [(f"rig.radars[{i}]", r) for i, r in enumerate(rig.radars)]
+    for key, sensor in timed:
+        if abs(sensor.trigger_offset_s) >= 1.0 / sensor.rate_hz:
+            _fail(source, f"{key}.trigger_offset_s",
+                  f"{sensor.trigger_offset_s} s must be shorter than the sensor's period "
+                  f"{1.0 / sensor.rate_hz} s")
     mounts = [("rig.lidar.mount_xyz_m", lid.mount_xyz_m)]
     mounts += [(f"rig.cameras[{i}].mount_xyz_m", c.mount_xyz_m) for i, c in enumerate(rig.cameras)]
     mounts += [(f"rig.radars[{i}].mount_xyz_m", r.mount_xyz_m) for i, r in enumerate(rig.radars)]

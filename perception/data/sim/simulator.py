@@ -155,7 +155,8 @@ class Simulator:
         keep = np.hypot(centers[:, 0], centers[:, 1]) <= self.config.scenario.actors.label_range_m
         num_points = np.zeros(len(actors), np.int32)
         if sweep is not None:
-            num_points[keep] = count_points_in_boxes(sweep.xyz, boxes[keep])
+            near = _near_boxes(sweep.xyz, boxes[keep])
+            num_points[keep] = count_points_in_boxes(sweep.xyz[near], boxes[keep])
             keep &= num_points >= self.config.scenario.actors.min_label_points
         difficulty = np.where(num_points <= LEVEL_2_MAX_POINTS, Difficulty.LEVEL_2,
                               Difficulty.LEVEL_1).astype(np.int8)
@@ -230,3 +231,27 @@ class Simulator:
         if kind == 2:
             return StreamMessage(MessageKind.RADAR, name, stamp, self.radar_scan(name, k))
         return StreamMessage(MessageKind.EGO_POSE, name, stamp, self.ego_pose(stamp))
+
+
+def _near_boxes(xyz: np.ndarray, boxes: np.ndarray, cell_m: float = 2.0) -> np.ndarray:
+    """(N,) bool: points in BEV grid cells touched by some box's bounding circle.
+
+    A conservative prefilter (it never drops a point inside a box), so counting on the kept
+    points gives exactly :func:`count_points_in_boxes` on the whole sweep, several times faster.
+    """
+    if len(boxes) == 0:
+        return np.zeros(len(xyz), bool)
+    radius = 0.5 * np.linalg.norm(boxes[:, 3:6], axis=1) + cell_m
+    lo = (boxes[:, :2] - radius[:, None]).min(axis=0)
+    hi = (boxes[:, :2] + radius[:, None]).max(axis=0)
+    shape = np.ceil((hi - lo) / cell_m).astype(int) + 1
+    grid = np.zeros(shape, bool)
+    for centre, r in zip(boxes[:, :2], radius):
+        i0, j0 = np.floor((centre - r - lo) / cell_m).astype(int)
+        i1, j1 = np.floor((centre + r - lo) / cell_m).astype(int)
+        grid[max(i0, 0):i1 + 1, max(j0, 0):j1 + 1] = True
+    ij = np.floor((xyz[:, :2] - lo) / cell_m).astype(np.int64)
+    inside = (ij >= 0).all(axis=1) & (ij[:, 0] < shape[0]) & (ij[:, 1] < shape[1])
+    near = np.zeros(len(xyz), bool)
+    near[inside] = grid[ij[inside, 0], ij[inside, 1]]
+    return near

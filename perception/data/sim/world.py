@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
-from .scenario import ActorKind, ActorStates, RoadGeometry, Scenario
+from .scenario import ROUTE_TAIL_M, ActorKind, ActorStates, RoadGeometry, Scenario
 
 NO_OBJECT = -1
 """Object id of hits on static structure and of misses."""
@@ -38,11 +38,11 @@ STATIC_MATERIALS = (Material.BUILDING, Material.WALL, Material.POLE)
 GROUND_MATERIALS = (Material.ROAD, Material.SIDEWALK, Material.GRASS, Material.MARKING)
 
 # Lidar reflectivity and camera albedo of the non-actor materials (actors carry their own).
-REFLECTIVITY = np.zeros(len(Material))
+REFLECTIVITY = np.zeros(len(Material), np.float32)
 REFLECTIVITY[[Material.ROAD, Material.SIDEWALK, Material.GRASS, Material.MARKING,
               Material.BUILDING, Material.WALL, Material.POLE]] = [0.1, 0.22, 0.16, 0.75, 0.35,
                                                                    0.3, 0.5]
-ALBEDO = np.zeros((len(Material), 3))
+ALBEDO = np.zeros((len(Material), 3), np.float32)
 ALBEDO[Material.ROAD] = (0.24, 0.24, 0.26)
 ALBEDO[Material.SIDEWALK] = (0.58, 0.56, 0.52)
 ALBEDO[Material.GRASS] = (0.25, 0.45, 0.15)
@@ -57,13 +57,13 @@ class Hits:
     """Result of casting N rays.
 
     Attributes:
-        range_m: (N,) float64 distance along the (unit) ray, inf for misses.
+        range_m: (N,) float32 distance along the (unit) ray, inf for misses.
         object_id: (N,) int64 actor id, or NO_OBJECT for static structure, ground and misses.
         material: (N,) int8 :class:`Material`.
-        normal: (N, 3) float64 unit surface normal (world frame), facing the ray origin.
-        point: (N, 3) float64 world-frame hit point (inf for misses).
-        albedo: (N, 3) float64 base colour in [0, 1].
-        reflectivity: (N,) float64 lidar reflectivity in [0, 1].
+        normal: (N, 3) float32 unit surface normal (world frame), facing the ray origin.
+        point: (N, 3) float32 world-frame hit point (the ray origin for misses).
+        albedo: (N, 3) float32 base colour in [0, 1].
+        reflectivity: (N,) float32 lidar reflectivity in [0, 1].
     """
 
     range_m: np.ndarray
@@ -169,27 +169,31 @@ class WorldSnapshot:
         # Geometry ids are assigned 0, 1, 2, ... in insertion order; one extra row for misses.
         self._object_id = np.array([p.object_id for p in parts] + [NO_OBJECT], np.int64)
         self._material = np.array([int(p.material) for p in parts] + [Material.SKY], np.int8)
-        self._albedo = np.array([p.albedo for p in parts] + [(0.0, 0.0, 0.0)], np.float64)
-        self._reflectivity = np.array([p.reflectivity for p in parts] + [0.0], np.float64)
+        self._albedo = np.array([p.albedo for p in parts] + [(0.0, 0.0, 0.0)], np.float32)
+        self._reflectivity = np.array([p.reflectivity for p in parts] + [0.0], np.float32)
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> Hits:
-        """Cast rays from ``origins`` (N, 3) along unit ``directions`` (N, 3), world frame."""
-        rays = np.concatenate([np.broadcast_to(origins, directions.shape), directions], axis=1)
-        out = self.scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)), nthreads=1)
-        t_hit = out["t_hit"].numpy().astype(np.float64)
-        geometry = out["geometry_ids"].numpy().astype(np.int64)
-        miss = ~np.isfinite(t_hit)
-        geometry[miss] = len(self._object_id) - 1
-        normal = out["primitive_normals"].numpy().astype(np.float64)
+        """Cast rays from ``origins`` (N, 3) or (1, 3) along unit ``directions`` (N, 3), world
+        frame. Everything is computed in float32 (ample for ranges of a few hundred metres);
+        the arrays are gathered without boolean indexing, which dominates the cost otherwise."""
+        directions = np.asarray(directions, np.float32)
+        origins = np.broadcast_to(np.asarray(origins, np.float32), directions.shape)
+        rays = np.concatenate([origins, directions], axis=1)
+        out = self.scene.cast_rays(o3d.core.Tensor(rays), nthreads=1)
+        t_hit = out["t_hit"].numpy()
+        # Misses carry open3d's invalid id (2**32 - 1): clamp it onto the extra "sky" row.
+        geometry = np.minimum(out["geometry_ids"].numpy(), len(self._object_id) - 1)
+        normal = out["primitive_normals"].numpy()
         # Report the face seen by the ray (meshes are closed, but keep it robust to winding).
-        flip = np.einsum("ij,ij->i", normal, directions) > 0
-        normal[flip] *= -1.0
-        point = np.broadcast_to(origins, directions.shape) + directions * t_hit[:, None]
+        facing = np.where(np.einsum("ij,ij->i", normal, directions) > 0, -1.0, 1.0)
+        normal *= facing.astype(np.float32)[:, None]
+        finite_t = np.where(np.isfinite(t_hit), t_hit, np.float32(0.0))
+        point = origins + directions * finite_t[:, None]
         material = self._material[geometry]
         albedo = self._albedo[geometry]
         reflectivity = self._reflectivity[geometry]
-        ground = material == Material.GRASS  # the ground plane is added as grass
-        if ground.any():
+        ground = np.flatnonzero(material == Material.GRASS)  # the ground plane is added as grass
+        if ground.size:
             ground_material = surface_material(point[ground, :2], self.world.road)
             material[ground] = ground_material
             albedo[ground] = ALBEDO[ground_material]
@@ -225,18 +229,22 @@ def _static_parts(scenario: Scenario) -> list[_Part]:
 def surface_material(xy: np.ndarray, road: RoadGeometry) -> np.ndarray:
     """(N,) int8 ground :class:`Material` at world positions ``xy`` (N, 2).
 
-    Roads: the east-west and north-south strips of half-width ``half_width_m`` and the curve
-    (an annulus sector around ``(arm_length_m, curve_radius_m)``); sidewalks border them;
+    Roads: the east-west and north-south strips of half-width ``half_width_m``, the curve (an
+    annulus sector around ``(arm_length_m, curve_radius_m)``) and the straight stub north of
+    it; sidewalks border them;
     markings: the centre lines (outside the intersection), lane dividers (dashed) and zebra
     crosswalks next to the intersection; grass elsewhere.
     """
     x, y = xy[:, 0], xy[:, 1]
     A, R, w, s = road.arm_length_m, road.curve_radius_m, road.half_width_m, road.sidewalk_width_m
     ax, ay = np.abs(x), np.abs(y)
-    # Distance from the curve's centre line, valid in its quadrant only.
+    # Distance from the curve's centre line, valid in its quadrant only, and from the straight
+    # stub that continues the curve northwards (ROUTE_TAIL_M plus room for the sidewalk).
     in_quadrant = (x >= A) & (y <= R)
     radial = np.abs(np.hypot(x - A, y - R) - R)
+    on_stub = (y > R) & (y <= R + ROUTE_TAIL_M + w + s)
     lateral_ew = np.where(in_quadrant, radial, np.where(ax <= A, ay, np.inf))
+    lateral_ew = np.where(on_stub, np.minimum(lateral_ew, np.abs(x - (A + R))), lateral_ew)
     lateral_ns = np.where(ay <= A, ax, np.inf)
     lateral = np.minimum(lateral_ew, lateral_ns)
     material = np.full(len(x), Material.GRASS, np.int8)
@@ -246,7 +254,7 @@ def surface_material(xy: np.ndarray, road: RoadGeometry) -> np.ndarray:
     in_box = (ax <= w) & (ay <= w)
     outside_box = ~in_box & road_mask
     # Centre lines and lane dividers (dashed, 3 m on / 3 m off) on the EW and NS straights.
-    along = np.where(lateral_ew <= lateral_ns, np.where(in_quadrant, 0.0, x), y)
+    along = np.where(lateral_ew <= lateral_ns, np.where(in_quadrant | on_stub, y, x), y)
     centre_line = outside_box & (lateral < 0.08)
     divider = np.zeros(len(x), bool)
     for k in range(1, road.lanes_per_direction):
