@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 
 from ..geometry import boxes_iou_bev
 from .motion import MEAS_DIM, innovation
@@ -26,11 +27,19 @@ def center_distance_cost(track_xy: np.ndarray, det_xy: np.ndarray, gate_m: np.nd
                          ) -> np.ndarray:
     """BEV centre distance (T, D), inf beyond each track's gate ``gate_m`` (T,) metres.
 
-    track_xy (T, 2) and det_xy (D, 2) in the same frame.
+    track_xy (T, 2) and det_xy (D, 2) in the same frame. Only pairs within the largest gate
+    are visited (k-d tree), so the cost grows with the number of close pairs, not T * D.
     """
-    diff = track_xy[:, None, :] - det_xy[None, :, :]
-    dist = np.sqrt((diff ** 2).sum(axis=-1))
-    return np.where(dist <= gate_m[:, None], dist, np.inf)
+    T, D = track_xy.shape[0], det_xy.shape[0]
+    cost = np.full((T, D), np.inf)
+    if T == 0 or D == 0:
+        return cost
+    pairs = cKDTree(track_xy).sparse_distance_matrix(cKDTree(det_xy), float(gate_m.max()),
+                                                     output_type="ndarray")
+    ti, di, dist = pairs["i"], pairs["j"], pairs["v"]
+    ok = dist <= gate_m[ti]
+    cost[ti[ok], di[ok]] = dist[ok]
+    return cost
 
 
 def iou_cost(track_boxes: np.ndarray, det_boxes: np.ndarray, iou_min: float) -> np.ndarray:
@@ -63,14 +72,25 @@ def _empty_matches() -> tuple[np.ndarray, np.ndarray]:
 def solve_hungarian(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-total-cost assignment among the finite entries of ``cost`` (T, D).
 
-    Rows and columns with no finite entry are left out before solving, which keeps the
-    problem small when most pairs are gated out.
+    A track and a detection that can only go with each other are paired directly; the
+    optimal solver (``scipy.optimize.linear_sum_assignment``) runs on the rest, restricted to
+    rows and columns with an allowed pair. Most pairs are gated out, so this keeps it small.
     """
-    finite = np.isfinite(cost)
-    rows = np.flatnonzero(finite.any(axis=1))
-    cols = np.flatnonzero(finite.any(axis=0))
-    if rows.size == 0:
+    if cost.size == 0:
         return _empty_matches()
+    finite = np.isfinite(cost)
+    row_count = finite.sum(axis=1)
+    col_count = finite.sum(axis=0)
+    first_col = finite.argmax(axis=1)
+    lone = (row_count == 1) & (col_count[first_col] == 1)
+    lone_rows = np.flatnonzero(lone)
+    lone_cols = first_col[lone_rows]
+    busy = finite.copy()
+    busy[lone_rows] = False
+    rows = np.flatnonzero(busy.any(axis=1))
+    cols = np.flatnonzero(busy.any(axis=0))
+    if rows.size == 0:
+        return lone_rows.astype(np.int64), lone_cols.astype(np.int64)
     sub = cost[np.ix_(rows, cols)]
     sub_finite = np.isfinite(sub)
     # A gated pair costs more than any full set of allowed pairs, so the solver only picks one
@@ -78,7 +98,8 @@ def solve_hungarian(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     big = 1.0 + 2.0 * np.abs(sub[sub_finite]).sum()
     r, c = linear_sum_assignment(np.where(sub_finite, sub, big))
     ok = sub_finite[r, c]
-    return rows[r[ok]].astype(np.int64), cols[c[ok]].astype(np.int64)
+    return (np.concatenate([lone_rows, rows[r[ok]]]).astype(np.int64),
+            np.concatenate([lone_cols, cols[c[ok]]]).astype(np.int64))
 
 
 def solve_greedy(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

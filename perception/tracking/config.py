@@ -2,9 +2,10 @@
 
 The YAML presets live in ``configs/tracking/`` (``waymo.yaml``, ``sim.yaml``); load them with
 :func:`load_tracker_config`. Every field has a default, so ``TrackerConfig()`` is a working
-tracker tuned for 10 Hz lidar detections. Constraints sit in each field's metadata (``ge``,
-``gt``, ``le``, ``choices``) and are enforced by :mod:`perception.config` when a file is loaded,
-and by :func:`check_tracker_config` when a config is built in Python.
+tracker tuned for 10 Hz lidar detections (the defaults equal ``sim.yaml``). Constraints sit in
+each field's metadata (``ge``, ``gt``, ``le``, ``choices``) and are enforced by
+:mod:`perception.config` when a file is loaded, and by :func:`check_tracker_config` when a
+config is built in Python.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class MotionConfig:
     Both run in the tracker's world frame (see ``docs/tracking.md``).
     """
 
-    model: MotionModelName = field(default="cv", metadata={"choices": ["cv", "ctrv"]})
+    model: MotionModelName = field(default="ctrv", metadata={"choices": ["cv", "ctrv"]})
     accel_std_mps2: ClassValues = field(
         default_factory=lambda: ClassValues(vehicle=3.0, pedestrian=1.5, cyclist=2.5))
     """Standard deviation of the (white) acceleration driving the velocity."""
@@ -65,7 +66,9 @@ class MeasurementConfig:
     heading_std_rad: float = field(default=0.2, metadata={"gt": 0.0})
     size_std_m: float = field(default=0.2, metadata={"gt": 0.0})
     velocity_std_mps: float = field(default=1.0, metadata={"gt": 0.0})
-    """Uncertainty of a detector velocity when it initialises a new track."""
+    """Uncertainty of a detector velocity (new tracks, and the update with ``fuse_velocity``)."""
+    fuse_velocity: bool = False
+    """Also update matched tracks with the detector's velocity, when detections carry one."""
 
 
 @dataclass(frozen=True)
@@ -99,15 +102,15 @@ class ManagementConfig:
     """Detections below this score are ignored entirely."""
     birth_score_min: float = field(default=0.4, metadata={"ge": 0.0, "le": 1.0})
     """Only unmatched detections at or above this score start a track."""
-    confirm_hits: int = field(default=3, metadata={"ge": 1})
+    confirm_hits: int = field(default=2, metadata={"ge": 1})
     """A tentative track with this many hits becomes confirmed."""
     tentative_max_misses: int = field(default=0, metadata={"ge": 0})
     """A tentative track is deleted after more consecutive misses than this."""
-    max_coast_frames: int = field(default=5, metadata={"ge": 0})
+    max_coast_frames: int = field(default=10, metadata={"ge": 0})
     """A confirmed track is deleted after more consecutive misses than this."""
-    max_coast_s: float = field(default=1.0, metadata={"gt": 0.0})
+    max_coast_s: float = field(default=1.2, metadata={"gt": 0.0})
     """A track whose last hit is older than this is deleted, whatever the frame count."""
-    score_decay: float = field(default=0.8, metadata={"ge": 0.0, "le": 1.0})
+    score_decay: float = field(default=0.5, metadata={"ge": 0.0, "le": 1.0})
     """A track's score is multiplied by this at each miss."""
     heading_flip_fix: bool = True
     """Turn the box heading by pi when it points against a reliable velocity."""

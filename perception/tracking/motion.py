@@ -1,13 +1,12 @@
 """Motion models for the tracker: constant velocity (linear Kalman) and CTRV (extended Kalman).
 
-Both models are batched over tracks and run in the tracker's world frame, float64. They share
-the first seven state entries, which are the box, and the measurement (the 7-D box):
+Both models are batched over tracks and run in the tracker's world frame, float64. Their
+states share the first seven entries, the box in the package's box order, which is also the
+measurement:
 
 * CV:   ``(x, y, z, length, width, height, heading, vx, vy)``
 * CTRV: ``(x, y, z, length, width, height, heading, v, yaw_rate)``, where the object moves
   along its heading at signed speed ``v``.
-
-The first seven entries are the box in the box order of the package.
 
 So ``S = 9`` for both and the measurement matrix ``H`` is ``[I_7 | 0]``. Shapes: ``x`` (T, 9),
 ``P`` (T, 9, 9); ``labels`` (T,) int32 :class:`~perception.types.ObjectClass` values.
@@ -48,19 +47,12 @@ def measurement_noise(config: MeasurementConfig) -> np.ndarray:
     return np.diag(np.square(std))
 
 
-def heading_aligned(measured: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Measured headings turned by pi where that brings them within pi/2 of ``reference``.
-
-    Detectors confuse front and back; the box is the same either way, so the innovation is
-    taken modulo pi.
-    """
-    diff = wrap_heading(measured - reference)
-    flip = np.abs(diff) > np.pi / 2
-    return np.where(flip, wrap_heading(measured + np.pi), measured)
-
-
 def innovation(x: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """(..., 7) innovation ``z - H x`` with the heading difference wrapped to [-pi/2, pi/2]."""
+    """(..., 7) innovation ``z - H x`` with the heading difference wrapped to [-pi/2, pi/2).
+
+    Detectors confuse front and back; the box is the same either way, so the heading
+    innovation is taken modulo pi and a flipped detection does not turn the track.
+    """
     y = z - x[..., :MEAS_DIM]
     dh = wrap_heading(y[..., HEADING])
     dh = np.where(dh >= np.pi / 2, dh - np.pi, dh)
@@ -83,6 +75,37 @@ def kalman_update(x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray
     y = innovation(x, z)
     x = x + np.einsum("mij,mj->mi", K, y)
     P = P - K @ P[:, :MEAS_DIM, :]
+    P = 0.5 * (P + P.transpose(0, 2, 1))
+    x[:, HEADING] = wrap_heading(x[:, HEADING])
+    x[:, LENGTH:HEIGHT + 1] = np.maximum(x[:, LENGTH:HEIGHT + 1], _MIN_SIZE_M)
+    return x, P
+
+
+def kalman_update_with_velocity(x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray,
+                                velocity: np.ndarray, velocity_std_mps: float,
+                                model: MotionModel) -> tuple[np.ndarray, np.ndarray]:
+    """Batched (extended) Kalman update with the box and a measured velocity.
+
+    x (M, 9), P (M, 9, 9), z (M, 7) boxes, R (7, 7), velocity (M, 2) over ground in the state's
+    frame. The velocity rows of the measurement come from ``model.velocity_measurement``
+    (linear for CV, linearised for CTRV).
+    """
+    M = x.shape[0]
+    if M == 0:
+        return x, P
+    m = MEAS_DIM + 2
+    H = np.zeros((M, m, STATE_DIM))
+    H[:, :MEAS_DIM, :MEAS_DIM] = np.eye(MEAS_DIM)
+    predicted_velocity, H[:, MEAS_DIM:, :] = model.velocity_measurement(x)
+    R_full = np.zeros((m, m))
+    R_full[:MEAS_DIM, :MEAS_DIM] = R
+    R_full[MEAS_DIM:, MEAS_DIM:] = np.eye(2) * velocity_std_mps ** 2
+    y = np.concatenate([innovation(x, z), velocity - predicted_velocity], axis=1)
+    PHt = P @ H.transpose(0, 2, 1)                                           # (M, 9, m)
+    S = H @ PHt + R_full
+    K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)       # (M, 9, m)
+    x = x + np.einsum("mij,mj->mi", K, y)
+    P = P - K @ H @ P
     P = 0.5 * (P + P.transpose(0, 2, 1))
     x[:, HEADING] = wrap_heading(x[:, HEADING])
     x[:, LENGTH:HEIGHT + 1] = np.maximum(x[:, LENGTH:HEIGHT + 1], _MIN_SIZE_M)
@@ -145,6 +168,13 @@ class ConstantVelocity:
     def velocities(self, x: np.ndarray) -> np.ndarray:
         """(T, 2) over-ground velocity in the state's frame."""
         return x[:, V0:V1 + 1].copy()
+
+    def velocity_measurement(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted velocity (T, 2) and its Jacobian (T, 2, 9): here linear."""
+        H = np.zeros((x.shape[0], 2, STATE_DIM))
+        H[:, 0, V0] = 1.0
+        H[:, 1, V1] = 1.0
+        return self.velocities(x), H
 
     def flip_heading(self, x: np.ndarray, P: np.ndarray, mask: np.ndarray) -> None:
         """Turn the heading of the masked tracks by pi (in place); the velocity is unchanged."""
@@ -237,6 +267,16 @@ class CTRV:
         """(T, 2) over-ground velocity in the state's frame."""
         v = x[:, V0]
         return np.stack([v * np.cos(x[:, HEADING]), v * np.sin(x[:, HEADING])], axis=1)
+
+    def velocity_measurement(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted velocity ``v (cos h, sin h)`` (T, 2) and its Jacobian (T, 2, 9)."""
+        v, c, s = x[:, V0], np.cos(x[:, HEADING]), np.sin(x[:, HEADING])
+        H = np.zeros((x.shape[0], 2, STATE_DIM))
+        H[:, 0, HEADING] = -v * s
+        H[:, 1, HEADING] = v * c
+        H[:, 0, V0] = c
+        H[:, 1, V0] = s
+        return self.velocities(x), H
 
     def flip_heading(self, x: np.ndarray, P: np.ndarray, mask: np.ndarray) -> None:
         """Turn the masked tracks by pi and negate their speed (in place): same motion."""

@@ -101,10 +101,13 @@ def mark_misses(table: TrackTable, rows: np.ndarray, score_decay: float) -> None
     table.states[rows] = np.where(coasting, TrackState.COASTING, table.states[rows])
 
 
-def expired(table: TrackTable, stamp_ns: int, tentative_max_misses: int, max_coast_frames: int,
-            max_coast_s: float) -> np.ndarray:
-    """(T,) bool: tracks to delete now, by consecutive misses or by time since the last hit."""
+def stale(table: TrackTable, stamp_ns: int, max_coast_s: float) -> np.ndarray:
+    """(T,) bool: tracks whose last hit is more than ``max_coast_s`` before ``stamp_ns``."""
+    return (stamp_ns - table.last_hit_ns) > int(round(max_coast_s * 1e9))
+
+
+def expired(table: TrackTable, tentative_max_misses: int, max_coast_frames: int) -> np.ndarray:
+    """(T,) bool: tracks with more consecutive misses than their state allows."""
     tentative = table.states == TrackState.TENTATIVE
     limit = np.where(tentative, tentative_max_misses, max_coast_frames)
-    too_old = (stamp_ns - table.last_hit_ns) > int(round(max_coast_s * 1e9))
-    return (table.misses > limit) | too_old
+    return table.misses > limit

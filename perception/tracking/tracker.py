@@ -29,8 +29,15 @@ from ..geometry import (
 from ..types import DETECTION_CLASSES, Detections, EgoPose, ObjectClass, Tracks, TrackState
 from . import association
 from .config import TrackerConfig, check_tracker_config
-from .motion import HEADING, kalman_update, make_motion_model, measurement_noise, per_label
-from .track import TrackTable, expired, mark_hits, mark_misses, new_tracks
+from .motion import (
+    HEADING,
+    kalman_update,
+    kalman_update_with_velocity,
+    make_motion_model,
+    measurement_noise,
+    per_label,
+)
+from .track import TrackTable, expired, mark_hits, mark_misses, new_tracks, stale
 
 
 @dataclass
@@ -63,7 +70,12 @@ def detections_from_arrays(stamp_ns: int, boxes: np.ndarray, scores: np.ndarray,
     Returns:
         (detections, number of dropped rows).
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 7)
+    if boxes.ndim != 2 or boxes.shape[1] != 7:
+        raise ValidationError(f"detections_from_arrays: boxes must be (N, 7), got "
+                              f"{boxes.shape}")
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     labels = np.asarray(labels).reshape(-1)
     if scores.shape[0] != boxes.shape[0] or labels.shape[0] != boxes.shape[0]:
@@ -203,21 +215,25 @@ class Tracker:
         tracks = self._tracks
         tracks.ages += 1
         # A track unseen for longer than max_coast_s goes before it can take a detection.
-        stale = (stamp_ns - tracks.last_hit_ns) > int(round(cfg.max_coast_s * 1e9))
-        self.stats.deletions += tracks.keep(~stale)
+        self.stats.deletions += tracks.keep(~stale(tracks, stamp_ns, cfg.max_coast_s))
 
         previous_xy = tracks.x[:, :2].copy()
         tracks.x, tracks.P = self.model.predict(tracks.x, tracks.P, tracks.labels, dt_s)
         rows, cols = self._associate(boxes, labels, velocities, previous_xy, dt_s)
 
-        tracks.x[rows], tracks.P[rows] = kalman_update(
-            tracks.x[rows], tracks.P[rows], boxes[cols], self._R)
+        measurement = self.config.measurement
+        if measurement.fuse_velocity and velocities is not None:
+            tracks.x[rows], tracks.P[rows] = kalman_update_with_velocity(
+                tracks.x[rows], tracks.P[rows], boxes[cols], self._R, velocities[cols],
+                measurement.velocity_std_mps, self.model)
+        else:
+            tracks.x[rows], tracks.P[rows] = kalman_update(
+                tracks.x[rows], tracks.P[rows], boxes[cols], self._R)
         mark_hits(tracks, rows, scores[cols], stamp_ns, cfg.confirm_hits)
         missed = np.ones(len(tracks), dtype=bool)
         missed[rows] = False
         mark_misses(tracks, np.flatnonzero(missed), cfg.score_decay)
-        dead = expired(tracks, stamp_ns, cfg.tentative_max_misses, cfg.max_coast_frames,
-                       cfg.max_coast_s)
+        dead = expired(tracks, cfg.tentative_max_misses, cfg.max_coast_frames)
         self.stats.deletions += tracks.keep(~dead)
 
         unmatched = np.ones(boxes.shape[0], dtype=bool)

@@ -49,6 +49,8 @@ def test_detections_from_arrays_drops_bad_scores_labels_and_velocities():
     assert dets.velocities.shape == (1, 2) and dets.stamp_ns == 7
     with pytest.raises(ValidationError):
         detections_from_arrays(7, boxes, scores[:3], labels)
+    with pytest.raises(ValidationError, match=r"\(N, 7\)"):
+        detections_from_arrays(7, np.zeros((2, 8)), [0.5, 0.5], [1, 1])
 
 
 def test_empty_frames_are_fine_and_make_tracks_coast(scene):

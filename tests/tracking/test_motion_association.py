@@ -143,3 +143,50 @@ def test_iou_and_mahalanobis_costs():
     # Position std 0.3 m in both P and R: 0.5 m is 0.5^2 / 0.18 in squared units.
     assert d2[0, 0] == pytest.approx(0.25 / 0.18)
     assert np.isinf(d2[0, 1])
+
+
+def test_hungarian_matches_the_plain_optimal_assignment():
+    """The shortcut for isolated pairs changes nothing: same count and total cost."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        cost = rng.uniform(0, 1, (12, 9))
+        cost[rng.random((12, 9)) < 0.8] = np.inf
+        rows, cols = association.solve_hungarian(cost)
+        big = 1e6
+        r, c = linear_sum_assignment(np.where(np.isfinite(cost), cost, big))
+        ok = np.isfinite(cost[r, c])
+        assert rows.size == ok.sum()
+        assert cost[rows, cols].sum() == pytest.approx(cost[r[ok], c[ok]].sum())
+
+
+def test_ctrv_velocity_measurement_jacobian_matches_finite_differences():
+    model = _model("ctrv")
+    x = np.array([[1.0, 2.0, 0.5, 4.0, 2.0, 1.5, 0.7, -3.0, 0.2]])
+    _, H = model.velocity_measurement(x)
+    eps = 1e-6
+    for j in range(9):
+        plus, minus = x.copy(), x.copy()
+        plus[0, j] += eps
+        minus[0, j] -= eps
+        numeric = (model.velocities(plus) - model.velocities(minus))[0] / (2 * eps)
+        np.testing.assert_allclose(H[0, :, j], numeric, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cv", "ctrv"])
+def test_velocity_fusion_pulls_the_velocity_towards_the_measurement(name):
+    from perception.tracking.motion import kalman_update_with_velocity
+
+    model = _model(name)
+    x, P = model.init_state(CAR, LABELS, None)
+    R = measurement_noise(MeasurementConfig())
+    x_box, P_box = kalman_update(x.copy(), P.copy(), CAR.copy(), R)
+    x_vel, P_vel = kalman_update_with_velocity(x.copy(), P.copy(), CAR.copy(), R,
+                                               np.array([[4.0, 0.0]]), 0.5, model)
+    assert np.linalg.norm(model.velocities(x_box)) < 1e-9     # boxes alone: still unknown
+    np.testing.assert_allclose(model.velocities(x_vel), [[4.0, 0.0]], atol=0.2)
+    assert P_vel[0, 7, 7] < P_box[0, 7, 7] / 10
+    assert (np.linalg.eigvalsh(P_vel[0]) > 0).all()
+    # The box part of the update is the same as without the velocity.
+    np.testing.assert_allclose(x_vel[0, :7], x_box[0, :7], atol=1e-9)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -178,9 +180,10 @@ def test_static_objects_have_near_zero_velocity_while_ego_moves(scene):
     assert np.abs(np.sort(world_centres[:, 0]) - np.sort(static[:, 0])).max() < 0.2
 
 
-def test_heading_flip_fix_turns_boxes_to_the_motion(scene):
+@pytest.mark.parametrize("model", ["cv", "ctrv"])
+def test_heading_flip_fix_turns_boxes_to_the_motion(scene, model):
     """Detections say the car faces backwards half of the time; the track follows the motion."""
-    tracker = Tracker(_config())
+    tracker = Tracker(_config(model))
     for k in range(20):
         heading = 0.0 if k % 2 else np.pi - 1e-3
         box = scene.world_box(5.0 + 1.0 * k, 0.0, heading)
@@ -260,3 +263,73 @@ def test_velocity_seeded_from_detections_in_world_frame(scene):
     np.testing.assert_allclose(tracks.velocities, dets.velocities, atol=1e-5)
     world = transform_velocities(pose.T_world_vehicle, tracks.velocities)
     np.testing.assert_allclose(world[0], [4.0, 1.0], atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["cv", "ctrv"])
+def test_output_does_not_depend_on_the_world_frame(scene, model):
+    """The same vehicle-frame detections under two world frames (rotated by 0.7 rad and
+    shifted by 1 km) give the same tracks, covariances included."""
+    from perception.geometry import make_transform, rotation_z
+    from perception.types import EgoPose
+
+    outputs = []
+    for T_world_ref in (np.eye(4), make_transform(rotation_z(0.7), [1000.0, -500.0, 3.0])):
+        tracker = Tracker(_config(model, confirm_hits=1))
+        for k in range(15):
+            pose = scene.ego_pose(k, speed_mps=6.0, yaw_rate_radps=0.2)
+            dets = scene.detections(k, [scene.world_box(5.0 + 0.8 * k, 2.0 + 0.3 * k, 0.35)],
+                                    pose)
+            moved = EgoPose(pose.stamp_ns, T_world_ref @ pose.T_world_vehicle)
+            tracks = tracker.update(dets, scene.stamp(k), moved)
+        outputs.append(tracks)
+    a, b = outputs
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+    np.testing.assert_allclose(a.velocities, b.velocities, atol=1e-3)
+    np.testing.assert_allclose(a.covariances, b.covariances, atol=1e-5, rtol=1e-3)
+
+
+def test_covariances_are_rotated_into_the_current_vehicle_frame(scene):
+    """CTRV is most uncertain along the heading: the major axis of the output x/y covariance
+    follows the output box heading while the ego turns by 1.4 rad."""
+    tracker = Tracker(_config("ctrv", confirm_hits=1))
+    for k in range(15):
+        pose = scene.ego_pose(k, speed_mps=6.0, yaw_rate_radps=1.0)
+        dets = scene.detections(k, [scene.world_box(5.0 + 0.8 * k, 2.0 + 0.3 * k, 0.35)], pose)
+        tracks = tracker.update(dets, scene.stamp(k), pose)
+    eigval, eigvec = np.linalg.eigh(tracks.covariances[0, :2, :2].astype(np.float64))
+    assert eigval[1] > eigval[0] * 1.01
+    major_axis = np.arctan2(eigvec[1, 1], eigvec[0, 1])
+    diff = (major_axis - tracks.boxes[0, 6] + np.pi / 2) % np.pi - np.pi / 2
+    assert abs(diff) < 0.05
+    assert abs(tracks.boxes[0, 6] - (0.35 - 1.4)) < 0.05
+
+
+def test_waymo_preset_fuses_detector_velocities(scene):
+    """Boxes with 0.3 m of noise and velocities with 0.5 m/s: fused velocities give a good
+    estimate within 5 frames, better than the boxes alone."""
+    from pathlib import Path
+
+    from perception.tracking import load_tracker_config
+
+    preset = Path(__file__).resolve().parents[2] / "configs" / "tracking" / "waymo.yaml"
+    config = load_tracker_config(preset)
+    assert config.measurement.fuse_velocity
+    true_v = np.array([-3.0, 7.0])
+    heading = float(np.arctan2(true_v[1], true_v[0]))
+    errors = {}
+    for fuse in (True, False):
+        rng = np.random.default_rng(6)
+        measurement = dataclasses.replace(config.measurement, fuse_velocity=fuse)
+        tracker = Tracker(dataclasses.replace(config, measurement=measurement))
+        for k in range(5):
+            pose = scene.ego_pose(k, speed_mps=5.0, yaw_rate_radps=0.1)
+            box = np.array(scene.world_box(10.0 + true_v[0] * k * 0.1,
+                                           1.0 + true_v[1] * k * 0.1, heading))
+            box[:2] += rng.normal(0.0, 0.3, 2)
+            vel = None if k == 0 else [true_v + rng.normal(0.0, 0.5, 2)]
+            dets = scene.detections(k, [box], pose, velocities_world=vel)
+            tracks = tracker.update(dets, scene.stamp(k), pose)
+        world_v = transform_velocities(pose.T_world_vehicle, tracks.velocities)[0]
+        errors[fuse] = float(np.linalg.norm(world_v - true_v))
+    assert errors[True] < 0.5
+    assert errors[True] < errors[False]
