@@ -86,3 +86,36 @@ def test_nobody_drives_or_walks_through_anybody_within_the_horizon():
         iou = boxes_iou_bev(everything, everything)
         np.fill_diagonal(iou, 0.0)
         assert iou.max() == 0.0, f"overlap at t = {t_s} s"
+
+
+def test_ego_stops_at_the_end_of_its_route_instead_of_jumping():
+    scenario = make_scenario(tiny_config().scenario, seed=0)
+    end_s = scenario.ego_route_duration_s
+    assert end_s > 5.0
+    times = np.arange(0.0, end_s + 20.0, 0.1)
+    motion = scenario.ego_motion(times)
+    step_m = np.linalg.norm(np.diff(motion.xy, axis=0), axis=1)
+    # Never more than one step of travel between ticks: no teleport back to the route start.
+    assert step_m.max() <= scenario.ego_speed_mps * 0.1 + 1e-6
+    after = times > end_s + 1e-6
+    assert (motion.speed_mps[after] == 0).all() and (step_m[after[:-1]] < 1e-9).all()
+    assert (motion.speed_mps[times < end_s - 0.1] == scenario.ego_speed_mps).all()
+
+
+def test_actor_restarting_an_open_route_gets_a_new_ground_truth_id():
+    from perception.data.sim.scenario import LAP_ID_STRIDE
+
+    from .conftest import with_static_actor
+
+    cfg = tiny_config({"scenario": {"ego": {"speed_mps": 0.0},
+                                    "actors": {"label_range_m": 200.0}}})
+    sim = Simulator(cfg, seed=0)
+    # A car on a 100 m route at 10 m/s, starting mid-route: it restarts after 5 s.
+    actor = with_static_actor(sim, ActorKind.CAR, (15.0, 0.0), (4.5, 1.9, 1.6), actor_id=7,
+                              speed_mps=10.0)
+    assert not actor.path.is_closed
+    before = sim.scenario.actor_states(4.0)
+    after = sim.scenario.actor_states(6.0)
+    assert before.lap[0] == 0 and after.lap[0] == 1
+    ids = {int(i) for k in (0, 60) for i in sim.ground_truth(sim.lidar_stamp_ns(k), None).ids}
+    assert ids <= {7, 7 + LAP_ID_STRIDE} and 7 + LAP_ID_STRIDE in ids

@@ -34,6 +34,11 @@ class Path2D:
     def length_m(self) -> float:
         return float(self.s_m[-1])
 
+    @property
+    def is_closed(self) -> bool:
+        """True for a loop (last sample on the first): wrapping the arclength is seamless."""
+        return bool(np.linalg.norm(self.xy[-1] - self.xy[0]) < 1e-6)
+
     def at(self, s_m: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Position, heading and curvature at arclengths ``s_m`` (wrapped cyclically).
 

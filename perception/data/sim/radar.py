@@ -86,7 +86,7 @@ class RadarModel:
         lever-arm term ``omega x r``."""
         T = ego.transforms()[0]
         heading = ego.heading[0]
-        v = ego.speed_mps * np.array([np.cos(heading), np.sin(heading), 0.0])
+        v = ego.speed_mps[0] * np.array([np.cos(heading), np.sin(heading), 0.0])
         lever_world = T[:3, :3] @ self.calibration.T_vehicle_sensor[:3, 3]
         omega = np.array([0.0, 0.0, ego.yaw_rate[0]])
         return v + np.cross(omega, lever_world)

@@ -141,12 +141,16 @@ class ActorStates:
         heading: (N,) float64 yaw, radians (not wrapped).
         velocity: (N, 2) float64 over-ground velocity, m/s.
         yaw_rate: (N,) float64 rad/s.
+        lap: (N,) int64 how many times the actor has restarted an open route. An actor that
+            reaches the end of an open route re-enters at its start: to every observer that is
+            a new object, so ground truth gives each lap its own id (:data:`LAP_ID_STRIDE`).
     """
 
     center: np.ndarray
     heading: np.ndarray
     velocity: np.ndarray
     yaw_rate: np.ndarray
+    lap: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,12 +159,13 @@ class EgoMotion:
 
     Attributes:
         xy: (N, 2) float64 position of the vehicle origin; heading: (N,) float64 yaw;
-        speed_mps: float; yaw_rate: (N,) float64 rad/s.
+        speed_mps: (N,) float64 (0 once the ego has reached the end of its route);
+        yaw_rate: (N,) float64 rad/s.
     """
 
     xy: np.ndarray
     heading: np.ndarray
-    speed_mps: float
+    speed_mps: np.ndarray
     yaw_rate: np.ndarray
 
     def transforms(self) -> np.ndarray:
@@ -194,24 +199,42 @@ class Scenario:
         n = len(self.actors)
         center, heading = np.zeros((n, 3)), np.zeros(n)
         velocity, yaw_rate = np.zeros((n, 2)), np.zeros(n)
+        lap = np.zeros(n, np.int64)
         for i, actor in enumerate(self.actors):
-            xy, yaw, curvature = actor.path.at(actor.s0_m + actor.speed_mps * t_s)
+            s_m = actor.s0_m + actor.speed_mps * t_s
+            xy, yaw, curvature = actor.path.at(s_m)
             center[i, :2], center[i, 2] = xy[0], 0.5 * actor.size_lwh_m[2]
             heading[i] = yaw[0]
             velocity[i] = actor.speed_mps * np.array([np.cos(yaw[0]), np.sin(yaw[0])])
             yaw_rate[i] = actor.speed_mps * curvature[0]
-        return ActorStates(center, heading, velocity, yaw_rate)
+            if not actor.path.is_closed:
+                lap[i] = int(np.floor(s_m / actor.path.length_m))
+        return ActorStates(center, heading, velocity, yaw_rate, lap)
 
     def ego_motion(self, t_s: np.ndarray | float) -> EgoMotion:
         """Ego poses at the times ``t_s`` (seconds after the scenario start)."""
         t = np.atleast_1d(np.asarray(t_s, np.float64))
-        xy, heading, curvature = self.ego_path.at(self.ego_s0_m + self.ego_speed_mps * t)
-        return EgoMotion(xy, heading, self.ego_speed_mps, self.ego_speed_mps * curvature)
+        # The ego stops at the end of its route rather than jumping back to its start.
+        end_m = self.ego_path.length_m - 1e-6
+        s_m = self.ego_s0_m + self.ego_speed_mps * t
+        speed = np.where(s_m < end_m, self.ego_speed_mps, 0.0)
+        xy, heading, curvature = self.ego_path.at(np.minimum(s_m, end_m))
+        return EgoMotion(xy, heading, speed, speed * curvature)
+
+    @property
+    def ego_route_duration_s(self) -> float:
+        """Seconds until the ego reaches the end of its route and stops."""
+        remaining_m = self.ego_path.length_m - self.ego_s0_m
+        return max(remaining_m, 0.0) / self.ego_speed_mps if self.ego_speed_mps > 0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------
 # Generation
 # --------------------------------------------------------------------------------------------
+
+LAP_ID_STRIDE = 1_000_000
+"""Ground-truth id of an actor on lap k of an open route: ``actor_id + k * LAP_ID_STRIDE``."""
+
 
 def make_scenario(cfg: ScenarioConfig, seed: int) -> Scenario:
     """Generate the scenario for ``seed``. The same (config, seed) gives the same scenario."""

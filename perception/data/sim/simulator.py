@@ -35,7 +35,7 @@ from .lidar import LidarModel, LidarScanResult
 from .messages import EGO_POSE_SENSOR_NAME, MessageKind, StreamMessage
 from .presets import resolve_config
 from .radar import RadarModel
-from .scenario import Scenario, make_scenario
+from .scenario import LAP_ID_STRIDE, Scenario, make_scenario
 from .settings import SimConfig
 from .world import World, WorldSnapshot
 
@@ -100,7 +100,7 @@ class Simulator:
         """Ego pose (world frame) with velocities in the vehicle frame, at ``stamp_ns``."""
         motion = self.scenario.ego_motion(self.scenario_time_s(stamp_ns))
         return EgoPose(int(stamp_ns), motion.transforms()[0],
-                       linear_velocity=np.array([motion.speed_mps, 0.0, 0.0]),
+                       linear_velocity=np.array([motion.speed_mps[0], 0.0, 0.0]),
                        angular_velocity=np.array([0.0, 0.0, motion.yaw_rate[0]]))
 
     def lidar_scan(self, k: int) -> LidarScanResult:
@@ -161,7 +161,7 @@ class Simulator:
         difficulty = np.where(num_points <= LEVEL_2_MAX_POINTS, Difficulty.LEVEL_2,
                               Difficulty.LEVEL_1).astype(np.int8)
         labels = np.array([int(a.object_class) for a in actors], np.int32)
-        ids = np.array([a.actor_id for a in actors], np.int64)
+        ids = np.array([a.actor_id for a in actors], np.int64) + states.lap * LAP_ID_STRIDE
         return Boxes3D(boxes[keep], labels[keep], ids=ids[keep],
                        velocities=velocities[keep].astype(np.float32),
                        num_points=num_points[keep] if sweep is not None else None,
