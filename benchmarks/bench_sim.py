@@ -12,9 +12,6 @@ core when the machine is shared).
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import open3d as o3d
@@ -23,7 +20,7 @@ from perception import fixtures
 from perception.data.sim import Simulator
 from perception.data.sim.realism import RANGE_BINS_M, sweep_stats
 
-from .harness import Report, peak_rss_mib
+from .harness import Report, cpu_and_wall, peak_rss_mib
 
 TARGET_FRAME_S = 0.5
 KITTI_SWEEPS = ("000000.bin", "000001.bin", "000002.bin")
@@ -39,18 +36,6 @@ def run(report: Report) -> None:
         if previous:
             os.sched_setaffinity(0, previous)
     _realism(report)
-
-
-def _cpu_wall(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Median (CPU seconds, wall seconds) of ``fn()`` over ``repeat`` runs after one warm-up."""
-    fn()
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return statistics.median(cpu), statistics.median(wall)
 
 
 def _timings(report: Report) -> None:
@@ -69,12 +54,12 @@ def _timings(report: Report) -> None:
                len(sim.ground_truth(stamp, sweep)))]
     rows, cpu = [], {}
     for name, fn, size in parts:
-        cpu[name], wall = _cpu_wall(fn, repeat=5)
+        cpu[name], wall = cpu_and_wall(fn, repeat=5)
         rows.append([name, cpu[name], wall, size])
-    snapshot_cpu, snapshot_wall = _cpu_wall(lambda: sim.world.snapshot(t_s), repeat=5)
+    snapshot_cpu, snapshot_wall = cpu_and_wall(lambda: sim.world.snapshot(t_s), repeat=5)
     rows.append(["(world snapshot, included above per stamp)", snapshot_cpu, snapshot_wall, ""])
     report.table(["part", "CPU s", "wall s", "rays / points / detections / boxes"], rows)
-    frame_cpu, frame_wall = _cpu_wall(lambda: sim.frame(k), repeat=5)
+    frame_cpu, frame_wall = cpu_and_wall(lambda: sim.frame(k), repeat=5)
     lidar = sum(v for n, v in cpu.items() if n.startswith("lidar"))
     cameras = sum(v for n, v in cpu.items() if n.startswith("camera"))
     radars = sum(v for n, v in cpu.items() if n.startswith("radar"))
@@ -102,7 +87,7 @@ def _baseline(report: Report, sim: Simulator, t_s: float, frame_cpu_s: float) ->
     ego = sim.scenario.ego_motion(t_s).transforms()[0]
     rays = np.concatenate([np.broadcast_to(ego[:3, 3] + [0, 0, 2.0], dirs.shape), dirs], 1)
     tensor = o3d.core.Tensor(rays.astype(np.float32))
-    cast_cpu_s, cast_wall_s = _cpu_wall(lambda: snapshot.scene.cast_rays(tensor, nthreads=1),
+    cast_cpu_s, cast_wall_s = cpu_and_wall(lambda: snapshot.scene.cast_rays(tensor, nthreads=1),
                                         repeat=3)
     report.line(f"Baseline: bare open3d `cast_rays` of {n_rays} random rays (the frame's ray "
                 f"count) takes {cast_cpu_s:.3f} s CPU ({cast_wall_s:.3f} s wall); the simulator "

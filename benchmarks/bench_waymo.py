@@ -24,7 +24,7 @@ from perception.data.waymo_convert import ConvertedSegment, convert_segment
 from perception.geometry import make_transform, rotation_z
 from perception.types import Boxes3D, EgoPose, LidarSweep, SensorFrame
 
-from .harness import Report, peak_rss_mib, timeit
+from .harness import Report, cpu_and_wall, peak_rss_mib, timeit
 
 N_FRAMES = 10
 WALL_RADIUS_M = 45.0
@@ -35,7 +35,7 @@ OFFICIAL_SCRIPT = Path(__file__).resolve().parent.parent / "tests" / "data" / \
 
 def _beam_returns(geometry: waymo.LaserGeometry, rng: np.random.Generator) -> np.ndarray:
     """Returns of one laser against the ground (z = 0) and a round wall: (M, 3) vehicle xyz."""
-    h, w = geometry.height, geometry.width
+    w = geometry.width
     incl = geometry.beam_inclinations_rad[::-1]
     az = waymo.column_azimuths(w, geometry.T_vehicle_sensor)
     d = np.stack(np.broadcast_arrays(np.cos(az)[None] * np.cos(incl)[:, None],
@@ -105,22 +105,6 @@ def _official_seconds_per_frame(path: Path, work: Path) -> float | None:
     return float(np.median(np.load(out)["seconds"]))
 
 
-def _cpu_and_wall(fn, repeat: int = 3) -> tuple[float, float]:
-    """Median CPU seconds (all threads of this process) and wall seconds of ``fn()``.
-
-    CPU time is the per-core cost: on a shared machine the wall time also counts the time
-    other processes hold the cores.
-    """
-    fn()
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return float(np.median(cpu)), float(np.median(wall))
-
-
 def _throughput(report: Report, frames: list[SensorFrame], work: Path, label: str,
                 lasers: dict | None = None) -> tuple[Path, float]:
     path = work / f"{label}.tfrecord"
@@ -129,7 +113,7 @@ def _throughput(report: Report, frames: list[SensorFrame], work: Path, label: st
     encode_s = (time.process_time() - t0) / len(frames)
     reader = waymo.WaymoReader(path)
     n = len(frames)
-    decode_cpu, decode_wall = _cpu_and_wall(lambda: [reader[i] for i in range(n)])
+    decode_cpu, decode_wall = cpu_and_wall(lambda: [reader[i] for i in range(n)])
     out = work / f"{label}_converted"
 
     def run_convert() -> None:
@@ -137,7 +121,7 @@ def _throughput(report: Report, frames: list[SensorFrame], work: Path, label: st
         out.mkdir()
         convert_segment(path, out)
 
-    convert_cpu, convert_wall = _cpu_and_wall(run_convert)
+    convert_cpu, convert_wall = cpu_and_wall(run_convert)
     n_points = np.mean([len(f.lidar) for f in frames])
     report.table(["frames", "points/frame", "MB/frame (TFRecord)", "encode CPU s/frame",
                   "decode CPU s/frame", "decode frames/s/core", "decode+convert frames/s/core",

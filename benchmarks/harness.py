@@ -32,6 +32,22 @@ def timeit(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1,
     return statistics.median(times)
 
 
+def cpu_and_wall(fn: Callable[[], object], repeat: int = 3) -> tuple[float, float]:
+    """Median (CPU seconds, wall seconds) of ``fn()`` over ``repeat`` runs after one warm-up.
+
+    CPU time counts all threads of this process: it is the per-core cost, which stays
+    meaningful on a shared machine where the wall time also counts other processes' turns.
+    """
+    fn()
+    cpu, wall = [], []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return statistics.median(cpu), statistics.median(wall)
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (Linux ``ru_maxrss`` is KiB)."""
     import resource
