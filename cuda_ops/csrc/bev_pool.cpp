@@ -3,19 +3,54 @@
 // The plan sorts the points by cell rank ((b * Z + z) * H + y) * W + x with a stable counting
 // sort (parallel over contiguous chunks of points, one histogram per chunk) when the grid is
 // small relative to the point count, else with a comparison sort of (rank, index) pairs. Each
-// non-empty cell is one interval of the sorted order. The forward sums each interval into its
-// cell, the backward copies the cell's gradient to the interval's points; both are parallel
-// over intervals, each writing its own memory. The plan depends only on the geometry, so it is
-// computed once when the camera geometry is fixed.
+// non-empty cell is one interval of the sorted order. The plan depends only on the geometry, so
+// it is computed once when the camera geometry is fixed.
+//
+// On the CPU the sums are taken per interval (cell) in input order, but the feature rows are
+// read in address order rather than gathered in rank order (see bev_forward_impl): this reads
+// memory sequentially and is about twice as fast as the gather on a memory-bound CPU
+// (docs/ops.md). The sums are the interval sums, independent of the thread count. The CUDA
+// kernels sum the intervals directly.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include "ops.h"
 
 namespace perception {
+
+namespace {
+
+// An uninitialised tensor; above 64 MiB its memory is 2 MiB-aligned and advised as
+// transparent huge pages (Linux), which halves the cost of first touching a fresh gradient of
+// hundreds of MiB (page faults dominate it). Below that, or elsewhere, at::empty.
+at::Tensor empty_large(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+#ifdef __linux__
+  int64_t numel = 1;
+  for (int64_t s : sizes) numel *= s;
+  const size_t bytes =
+      static_cast<size_t>(numel) * at::elementSize(at::typeMetaToScalarType(opts.dtype()));
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes >= (size_t(64) << 20)) {
+    const size_t alloc = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = nullptr;
+    if (posix_memalign(&p, kHuge, alloc) == 0) {
+      madvise(p, alloc, MADV_HUGEPAGE);  // advice only: ignored where THP is off
+      return at::from_blob(p, sizes, [](void* q) { std::free(q); }, opts);
+    }
+  }
+#endif
+  return at::empty(sizes, opts);
+}
+
+}  // namespace
 
 namespace {
 
@@ -118,64 +153,145 @@ std::vector<at::Tensor> bev_pool_plan_cpu(const at::Tensor& geometry, int64_t ba
     return t;
   };
   return {order, to_tensor(starts_v), to_tensor(lengths_v), to_tensor(ranks_v),
-          to_tensor(dropped_v)};
+          to_tensor(dropped_v), to_tensor(ranks)};
 }
 
 namespace {
 
+// Contiguous cell ranges, one per thread, holding about the same number of points: the
+// intervals are sorted by rank, so a prefix of them is a prefix of the cells.
+std::vector<int64_t> split_cells(const int64_t* lengths, const int64_t* ranks, int64_t I,
+                                 int64_t cells, int T) {
+  int64_t K = 0;
+  for (int64_t i = 0; i < I; ++i) K += lengths[i];
+  std::vector<int64_t> bound(static_cast<size_t>(T) + 1, cells);
+  bound[0] = 0;
+  int64_t acc = 0;
+  int t = 1;
+  for (int64_t i = 0; i < I && t < T; ++i) {
+    acc += lengths[i];
+    while (t < T && acc * T >= K * t) bound[t++] = ranks[i] + 1;
+  }
+  for (int u = 1; u <= T; ++u) bound[u] = std::max(bound[u], bound[u - 1]);
+  return bound;
+}
+
+// Software prefetch of the rows a few points ahead: the scan reads only part of the rows
+// (its channels, or its cells), which the hardware prefetcher follows poorly.
+constexpr int64_t kAhead = 12;
+
+inline void prefetch_bytes(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b);
+  __builtin_prefetch(c + bytes - 1);
+}
+
+// Transpose a channels-last accumulator acc (total, cw) into channels [c0, c0 + cw) of out
+// (B, C, cells_b), in tiles of 64 cells.
 template <typename scalar_t>
-void bev_forward_impl(const scalar_t* f, int64_t C, const int64_t* order, const int64_t* starts,
-                      const int64_t* lengths, const int64_t* ranks, int64_t I, int64_t cells_b,
-                      scalar_t* out, int T) {
+void transpose_to_out(const scalar_t* acc, int64_t total, int64_t cw, int64_t c0, int64_t C,
+                      int64_t cells_b, scalar_t* out, int64_t tile_lo, int64_t tile_hi) {
+  for (int64_t tile = tile_lo; tile < tile_hi; ++tile) {
+    const int64_t r0 = tile * 64, r1 = std::min(total, r0 + 64);
+    for (int64_t r = r0; r < r1;) {
+      const int64_t b = r / cells_b, cell0 = r % cells_b;
+      const int64_t run = std::min(r1 - r, cells_b - cell0);  // same batch within the run
+      for (int64_t c = 0; c < cw; ++c) {
+        scalar_t* o = out + (b * C + c0 + c) * cells_b + cell0;
+        const scalar_t* a = acc + r * cw + c;
+        for (int64_t q = 0; q < run; ++q) o[q] = a[q * cw];
+      }
+      r += run;
+    }
+  }
+}
+
+// Forward. The points are scanned in input order, so the feature rows are read in address
+// order (gathering them in rank order is about 2x slower on a memory-bound CPU), and each
+// cell's sum runs in input order, as over a stable-sorted interval: the result is the interval
+// sum, bit for bit, whatever the thread count. The work is split without atomics:
+//  * by channels when there are at least 8 per thread: thread t owns channels [c0, c1) of
+//    every cell, in its own channels-last accumulator, and reads only its part of each row;
+//  * otherwise by cells: the interval table gives each thread a contiguous range of cells
+//    holding about the same number of points.
+// Finally the accumulators are transposed to (B, C, Z, H, W).
+template <typename scalar_t>
+void bev_forward_impl(const scalar_t* f, int64_t N, int64_t C, const int64_t* point_rank,
+                      const int64_t* lengths, const int64_t* ranks, int64_t I, int64_t total,
+                      int64_t cells_b, scalar_t* out, int T) {
+  const int64_t tiles = (total + 63) / 64;
+  if (T > 1 && C >= 8 * T) {
+    std::vector<int64_t> cb(static_cast<size_t>(T) + 1);
+    for (int t = 0; t <= T; ++t) cb[t] = std::min(C, (C * t / T + 4) / 8 * 8);
+    cb[T] = C;
+#pragma omp parallel num_threads(T)
+    {
+#pragma omp for schedule(static, 1)
+      for (int t = 0; t < T; ++t) {
+        const int64_t c0 = cb[t], cw = cb[t + 1] - cb[t];
+        if (cw == 0) continue;
+        std::vector<scalar_t> acc(static_cast<size_t>(total * cw), scalar_t(0));
+        scalar_t* a0 = acc.data();
+        const int64_t slice_bytes = cw * static_cast<int64_t>(sizeof(scalar_t));
+        for (int64_t i = 0; i < N; ++i) {
+          if (i + kAhead < N) prefetch_bytes(f + (i + kAhead) * C + c0, slice_bytes);
+          const int64_t r = point_rank[i];
+          if (r < 0) continue;
+          scalar_t* a = a0 + r * cw;
+          const scalar_t* row = f + i * C + c0;
+          for (int64_t c = 0; c < cw; ++c) a[c] += row[c];
+        }
+        transpose_to_out(a0, total, cw, c0, C, cells_b, out, 0, tiles);
+      }
+    }
+    return;
+  }
+  const std::vector<int64_t> bound = split_cells(lengths, ranks, I, total, T);
+  std::vector<scalar_t> acc(static_cast<size_t>(total * C));
+  scalar_t* a0 = acc.data();
 #pragma omp parallel num_threads(T)
   {
-    std::vector<scalar_t> acc(static_cast<size_t>(C));
-    scalar_t* a = acc.data();
-#pragma omp for schedule(dynamic, 32)
-    for (int64_t it = 0; it < I; ++it) {
-      const int64_t s = starts[it], e = s + lengths[it];
-      const scalar_t* row = f + order[s] * C;
-      for (int64_t c = 0; c < C; ++c) a[c] = row[c];
-      for (int64_t k = s + 1; k < e; ++k) {
-        if (k + 2 < e) __builtin_prefetch(f + order[k + 2] * C);
-        row = f + order[k] * C;
+#pragma omp for schedule(static, 1)
+    for (int t = 0; t < T; ++t) {
+      const uint64_t lo = static_cast<uint64_t>(bound[t]);
+      const uint64_t width = static_cast<uint64_t>(bound[t + 1]) - lo;
+      std::memset(a0 + lo * C, 0, sizeof(scalar_t) * width * C);
+      const int64_t row_bytes = C * static_cast<int64_t>(sizeof(scalar_t));
+      for (int64_t i = 0; i < N; ++i) {
+        const uint64_t r = static_cast<uint64_t>(point_rank[i]);  // -1 becomes huge
+        if (i + kAhead < N && static_cast<uint64_t>(point_rank[i + kAhead]) - lo < width)
+          prefetch_bytes(f + (i + kAhead) * C, row_bytes);
+        if (r - lo >= width) continue;
+        scalar_t* a = a0 + r * C;
+        const scalar_t* row = f + i * C;
         for (int64_t c = 0; c < C; ++c) a[c] += row[c];
       }
-      const int64_t r = ranks[it];
-      scalar_t* o = out + (r / cells_b) * C * cells_b + (r % cells_b);
-      for (int64_t c = 0; c < C; ++c) o[c * cells_b] = a[c];
     }
+#pragma omp for schedule(static)
+    for (int64_t tile = 0; tile < tiles; ++tile)
+      transpose_to_out(a0, total, C, 0, C, cells_b, out, tile, tile + 1);
   }
 }
 
+// Backward: every point copies its cell's gradient (a row of the channels-last gradient);
+// rows are written in input order, dropped points get zeros.
 template <typename scalar_t>
-void bev_backward_impl(const scalar_t* g, int64_t C, const int64_t* order, const int64_t* starts,
-                       const int64_t* lengths, const int64_t* ranks, int64_t I, int64_t cells_b,
+void bev_backward_impl(const scalar_t* g_last, int64_t N, int64_t C, const int64_t* point_rank,
                        scalar_t* grad, int T) {
-#pragma omp parallel num_threads(T)
-  {
-    std::vector<scalar_t> buf(static_cast<size_t>(C));
-    scalar_t* a = buf.data();
-#pragma omp for schedule(dynamic, 32)
-    for (int64_t it = 0; it < I; ++it) {
-      const int64_t r = ranks[it];
-      const scalar_t* gi = g + (r / cells_b) * C * cells_b + (r % cells_b);
-      for (int64_t c = 0; c < C; ++c) a[c] = gi[c * cells_b];
-      const int64_t s = starts[it], e = s + lengths[it];
-      for (int64_t k = s; k < e; ++k) std::memcpy(grad + order[k] * C, a, sizeof(scalar_t) * C);
+#pragma omp parallel for num_threads(T) schedule(static)
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t r = point_rank[i];
+    if (r < 0) {
+      std::memset(grad + i * C, 0, sizeof(scalar_t) * C);
+    } else {
+      std::memcpy(grad + i * C, g_last + r * C, sizeof(scalar_t) * C);
     }
   }
-}
-
-template <typename scalar_t>
-void zero_rows(scalar_t* x, int64_t C, const int64_t* rows, int64_t n, int T) {
-#pragma omp parallel for num_threads(T) schedule(static)
-  for (int64_t k = 0; k < n; ++k) std::memset(x + rows[k] * C, 0, sizeof(scalar_t) * C);
 }
 
 void check_plan(const at::Tensor& order, const at::Tensor& starts, const at::Tensor& lengths,
-                const at::Tensor& ranks) {
-  for (const at::Tensor* t : {&order, &starts, &lengths, &ranks}) {
+                const at::Tensor& ranks, const at::Tensor& point_rank) {
+  for (const at::Tensor* t : {&order, &starts, &lengths, &ranks, &point_rank}) {
     TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kLong && t->dim() == 1 &&
                     t->is_contiguous(),
                 "bev_pool plan tensors must be contiguous CPU int64 vectors");
@@ -188,45 +304,41 @@ void check_plan(const at::Tensor& order, const at::Tensor& starts, const at::Ten
 
 at::Tensor bev_pool_forward_cpu(const at::Tensor& features, const at::Tensor& order,
                                 const at::Tensor& starts, const at::Tensor& lengths,
-                                const at::Tensor& ranks, int64_t batch, int64_t depth,
-                                int64_t height, int64_t width) {
+                                const at::Tensor& ranks, const at::Tensor& point_rank,
+                                int64_t batch, int64_t depth, int64_t height, int64_t width) {
   TORCH_CHECK(features.device().is_cpu() && features.dim() == 2 && features.is_contiguous(),
               "features must be a contiguous CPU (N, C) tensor");
-  check_plan(order, starts, lengths, ranks);
-  const int64_t C = features.size(1), I = starts.size(0);
-  const int64_t cells_b = depth * height * width;
-  at::Tensor out = at::zeros({batch, C, depth, height, width}, features.options());
-  const int T = order.size(0) * C < 65536 ? 1 : op_threads();
+  check_plan(order, starts, lengths, ranks, point_rank);
+  TORCH_CHECK(point_rank.size(0) == features.size(0), "bev_pool plan: wrong number of points");
+  const int64_t N = features.size(0), C = features.size(1), I = starts.size(0);
+  const int64_t cells_b = depth * height * width, total = batch * cells_b;
+  at::Tensor out = at::empty({batch, C, depth, height, width}, features.options());
+  const int T = N * C < 65536 ? 1 : op_threads();
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "bev_pool_forward_cpu", [&] {
-    bev_forward_impl<scalar_t>(features.data_ptr<scalar_t>(), C, order.data_ptr<int64_t>(),
-                               starts.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(),
-                               ranks.data_ptr<int64_t>(), I, cells_b, out.data_ptr<scalar_t>(),
-                               T);
+    bev_forward_impl<scalar_t>(features.data_ptr<scalar_t>(), N, C,
+                               point_rank.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(),
+                               ranks.data_ptr<int64_t>(), I, total, cells_b,
+                               out.data_ptr<scalar_t>(), T);
   });
   return out;
 }
 
 at::Tensor bev_pool_backward_cpu(const at::Tensor& grad_out, const at::Tensor& order,
                                  const at::Tensor& starts, const at::Tensor& lengths,
-                                 const at::Tensor& ranks, const at::Tensor& dropped,
+                                 const at::Tensor& ranks, const at::Tensor& point_rank,
                                  int64_t num_points) {
   TORCH_CHECK(grad_out.device().is_cpu() && grad_out.dim() == 5 && grad_out.is_contiguous(),
               "grad_out must be a contiguous CPU (B, C, Z, H, W) tensor");
-  check_plan(order, starts, lengths, ranks);
-  TORCH_CHECK(dropped.device().is_cpu() && dropped.scalar_type() == at::kLong &&
-                  dropped.dim() == 1 && dropped.is_contiguous() &&
-                  order.size(0) + dropped.size(0) == num_points,
-              "bev_pool plan: dropped must be a CPU int64 vector of the points outside");
-  const int64_t C = grad_out.size(1), I = starts.size(0);
-  const int64_t cells_b = grad_out.size(2) * grad_out.size(3) * grad_out.size(4);
-  at::Tensor grad = at::empty({num_points, C}, grad_out.options());
+  check_plan(order, starts, lengths, ranks, point_rank);
+  TORCH_CHECK(point_rank.size(0) == num_points, "bev_pool plan: wrong number of points");
+  const int64_t C = grad_out.size(1);
+  // (B, C, cells) -> (B * cells, C): one contiguous row per cell.
+  at::Tensor g_last = grad_out.reshape({grad_out.size(0), C, -1}).transpose(1, 2).contiguous();
+  at::Tensor grad = empty_large({num_points, C}, grad_out.options());
   const int T = num_points * C < 65536 ? 1 : op_threads();
   AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "bev_pool_backward_cpu", [&] {
-    scalar_t* gp = grad.data_ptr<scalar_t>();
-    bev_backward_impl<scalar_t>(grad_out.data_ptr<scalar_t>(), C, order.data_ptr<int64_t>(),
-                                starts.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(),
-                                ranks.data_ptr<int64_t>(), I, cells_b, gp, T);
-    zero_rows<scalar_t>(gp, C, dropped.data_ptr<int64_t>(), dropped.numel(), T);
+    bev_backward_impl<scalar_t>(g_last.data_ptr<scalar_t>(), num_points, C,
+                                point_rank.data_ptr<int64_t>(), grad.data_ptr<scalar_t>(), T);
   });
   return grad;
 }

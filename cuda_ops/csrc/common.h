@@ -26,17 +26,25 @@ struct VoxelGridSpec {
   int64_t grid[3];  // number of voxels along x, y, z
 };
 
-// Linear key of the voxel holding point p (x, y, z first), or -1 when the point is dropped
-// (outside the grid, NaN or inf). key = (z * gy + y) * gx + x.
+// Integer voxel index of point p along the 3 axes (x, y, z) in c; false when the point is
+// dropped (outside the grid, NaN or inf). Equivalent to floor((p - lo) / size) in float32 with
+// a [0, grid) test: for q >= 0, floor(q) == trunc(q), and floor(q) < 2^31 <=> q < 2^31, so no
+// floorf call is needed; NaN fails q >= 0.
+PERC_HD bool voxel_index(const float* p, const VoxelGridSpec& g, int64_t* c) {
+  for (int j = 0; j < 3; ++j) {
+    const float q = (p[j] - g.lo[j]) / g.size[j];
+    if (!(q >= 0.0f) || !(q < 2147483648.0f)) return false;
+    c[j] = static_cast<int64_t>(q);
+    if (c[j] >= g.grid[j]) return false;
+  }
+  return true;
+}
+
+// Linear key of the voxel holding point p (x, y, z first), or -1 when the point is dropped.
+// key = (z * gy + y) * gx + x.
 PERC_HD int64_t voxel_key(const float* p, const VoxelGridSpec& g) {
   int64_t c[3];
-  for (int j = 0; j < 3; ++j) {
-    const float f = floorf((p[j] - g.lo[j]) / g.size[j]);
-    // NaN fails both comparisons; the 2^31 bound keeps the cast defined.
-    if (!(f >= 0.0f) || !(f < 2147483648.0f)) return -1;
-    c[j] = static_cast<int64_t>(f);
-    if (c[j] >= g.grid[j]) return -1;
-  }
+  if (!voxel_index(p, g, c)) return -1;
   return (c[2] * g.grid[1] + c[1]) * g.grid[0] + c[0];
 }
 

@@ -38,24 +38,25 @@ std::vector<at::Tensor> scatter_reduce_cpu(const at::Tensor& features, const at:
 
 // ---- bev_pool (bev_pool.cpp) --------------------------------------------------------------------
 // geometry (N, 4) int32/int64 (b, z, y, x). Returns (order int64 (K,), starts int64 (I,),
-// lengths int64 (I,), ranks int64 (I,), dropped int64 (N - K,)): points sorted by cell rank
-// (stable), one interval per non-empty cell, and the points outside the grid.
+// lengths int64 (I,), ranks int64 (I,), dropped int64 (N - K,), point_rank int64 (N,)): points
+// sorted by cell rank (stable), one interval per non-empty cell, the points outside the grid and
+// the cell rank of every point (-1 outside).
 std::vector<at::Tensor> bev_pool_plan_cpu(const at::Tensor& geometry, int64_t batch,
                                           int64_t depth, int64_t height, int64_t width);
 
 // features (N, C) -> (B, C, Z, H, W).
 at::Tensor bev_pool_forward_cpu(const at::Tensor& features, const at::Tensor& order,
                                 const at::Tensor& starts, const at::Tensor& lengths,
-                                const at::Tensor& ranks, int64_t batch, int64_t depth,
-                                int64_t height, int64_t width);
+                                const at::Tensor& ranks, const at::Tensor& point_rank,
+                                int64_t batch, int64_t depth, int64_t height, int64_t width);
 
 // grad_out (B, C, Z, H, W) -> grad features (N, C); dropped points get 0.
 at::Tensor bev_pool_backward_cpu(const at::Tensor& grad_out, const at::Tensor& order,
                                  const at::Tensor& starts, const at::Tensor& lengths,
-                                 const at::Tensor& ranks, const at::Tensor& dropped,
+                                 const at::Tensor& ranks, const at::Tensor& point_rank,
                                  int64_t num_points);
 
-// ---- boxes (boxes.cpp) ----------------------------------------------------------------------------
+// ---- boxes (boxes.cpp) -------------------------------------------------------------------
 // a (N, 7), b (M, 7) float32/float64 -> (N, M) same dtype. mode 0 BEV, 1 3D.
 at::Tensor boxes_iou_cpu(const at::Tensor& a, const at::Tensor& b, int64_t mode);
 
@@ -82,11 +83,12 @@ std::vector<at::Tensor> scatter_reduce_cuda(const at::Tensor& features, const at
                                             int64_t reduce, int64_t stream);
 at::Tensor bev_pool_forward_cuda(const at::Tensor& features, const at::Tensor& order,
                                  const at::Tensor& starts, const at::Tensor& lengths,
-                                 const at::Tensor& ranks, int64_t batch, int64_t depth,
-                                 int64_t height, int64_t width, int64_t stream);
+                                 const at::Tensor& ranks, const at::Tensor& point_rank,
+                                 int64_t batch, int64_t depth, int64_t height, int64_t width,
+                                 int64_t stream);
 at::Tensor bev_pool_backward_cuda(const at::Tensor& grad_out, const at::Tensor& order,
                                   const at::Tensor& starts, const at::Tensor& lengths,
-                                  const at::Tensor& ranks, const at::Tensor& dropped,
+                                  const at::Tensor& ranks, const at::Tensor& point_rank,
                                   int64_t num_points, int64_t stream);
 at::Tensor boxes_iou_cuda(const at::Tensor& a, const at::Tensor& b, int64_t mode, int64_t stream);
 at::Tensor nms_bev_cuda(const at::Tensor& boxes, const at::Tensor& scores,
