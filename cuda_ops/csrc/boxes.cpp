@@ -20,7 +20,9 @@ void iou_impl(const T* a, int64_t N, const T* b, int64_t M, int64_t mode, T* out
     rb[j] = 0.5 * std::hypot(double(bj[3]), double(bj[4]));
     sb[j] = double(bj[3]) * double(bj[4]) * (mode == 1 ? double(bj[5]) : 1.0);
   }
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 8)
+  // Small matrices (one frame's boxes) run on the calling thread: waking a second thread costs
+  // more than the work, and on a busy machine it can wait a whole scheduler slice.
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 8) if (N * M > 65536)
   for (int64_t i = 0; i < N; ++i) {
     const T* ai = a + 7 * i;
     const double ax = ai[0], ay = ai[1], az = ai[2], ah = ai[5];

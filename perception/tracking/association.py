@@ -11,16 +11,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from ..geometry import boxes_iou_bev
+from ..ops import boxes_iou_bev
 from .motion import MEAS_DIM, innovation
 
 
 def bev_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) float64 BEV IoU of boxes a (N, 7) and b (M, 7).
-
-    The one place the tracker computes IoU: switch to ``perception.ops.boxes_iou_bev`` here.
-    """
-    return boxes_iou_bev(a, b)
+    """(N, M) float64 BEV IoU of boxes a (N, 7) and b (M, 7) (the compiled rotated-box op)."""
+    return boxes_iou_bev(np.asarray(a, np.float64), np.asarray(b, np.float64)).numpy()
 
 
 def center_distance_cost(track_xy: np.ndarray, det_xy: np.ndarray, gate_m: np.ndarray
