@@ -14,14 +14,18 @@ import sys
 from . import __version__
 from .commands import convert
 from .commands import eval as eval_command
-from .commands import info
+from .commands import demo, info
+from .commands import launch as launch_command
+from .commands import train as train_command
 from .errors import PerceptionError
 
 COMMANDS = (
     info,
+    demo,
     convert,
     eval_command,
-
+    launch_command,
+    train_command,
 )
 
 log = logging.getLogger("perception")

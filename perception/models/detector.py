@@ -1,0 +1,294 @@
+"""Detector assembly: encoders -> fuser -> BEV backbone -> CenterPoint head -> decode.
+
+:func:`build_detector` builds, from a :class:`~perception.models.config.ModelConfig`:
+
+- ``fusion: intermediate`` -> :class:`FusionDetector` (one encoder per modality, a BEV fuser);
+- ``fusion: early`` -> :class:`FusionDetector` whose lidar points are painted with image
+  features (:class:`~perception.models.painting.PointPainter`) before the lidar encoder;
+- ``fusion: late`` -> :class:`LateFusionDetector` (one single-modality detector per modality,
+  boxes merged by NMS or weighted box fusion).
+
+Every detector has the same face: ``forward(batch)``, ``loss(batch, output)``,
+``decode(batch, output) -> list[Detections]`` and ``predict(frames)``, and reports in each
+:class:`~perception.types.Detections` the modalities it actually used for that frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ValidationError
+from ..train.batch import MODALITY_ORDER, Batch, BatchSpec, collate_frames
+from ..types import Detections, Modality, SensorFrame
+from .backbone import SecondFPN
+from .camera import CameraFeatures, LSSCameraEncoder
+from .config import ModelConfig
+from .fuser import build_fuser, modality_dropout
+from .heads import CenterHead, DecodedBoxes, TaskOutput, decode
+from .late_fusion import merge_boxes
+from .lidar import build_lidar_encoder
+from .painting import PointPainter
+from .radar import RadarPillarEncoder
+
+
+@dataclass
+class DetectorOutput:
+    """Raw output of one forward pass.
+
+    Attributes:
+        tasks: head output per class group (late fusion: of the first branch).
+        present: (B, 3) bool, modalities used per sample (:data:`MODALITY_ORDER` columns),
+            after modality dropout.
+        camera: camera features (for the depth loss), or None.
+        branches: late fusion only: modality -> head output of that branch.
+    """
+
+    tasks: list[TaskOutput]
+    present: torch.Tensor
+    camera: CameraFeatures | None = None
+    branches: dict[Modality, list[TaskOutput]] | None = None
+
+
+def batch_spec(config: ModelConfig) -> BatchSpec:
+    """What a model built from ``config`` needs collated."""
+    image_size = None
+    if config.camera is not None:
+        image_size = tuple(config.camera.image_size_hw)
+    elif config.painting is not None:
+        image_size = tuple(config.painting.image_size_hw)
+    lidar_columns = tuple(config.lidar.columns) if config.lidar is not None else None
+    return BatchSpec(lidar_columns=lidar_columns, image_size_hw=image_size,
+                     radar=config.radar is not None)
+
+
+class _DetectorBase(nn.Module):
+    config: ModelConfig
+
+    @property
+    def spec(self) -> BatchSpec:
+        return batch_spec(self.config)
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        have = self.config.modalities()
+        return tuple(m for m in MODALITY_ORDER if m in have)
+
+    def used_mask(self, batch: Batch) -> torch.Tensor:
+        """(B, 3) bool: present in the sample and consumed by this model."""
+        cols = torch.tensor([m in self.modalities for m in MODALITY_ORDER],
+                            device=batch.present.device)
+        return batch.present & cols[None, :]
+
+    @torch.no_grad()
+    def predict(self, frames: Sequence[SensorFrame],
+                drop: frozenset[Modality] = frozenset()) -> list[Detections]:
+        """Detect in ``frames`` (eval mode), optionally ignoring the ``drop`` modalities."""
+        device = next(self.parameters()).device
+        batch = collate_frames(frames, self.spec)
+        if drop:
+            batch = batch.without(drop)
+        batch = batch.to(device)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.decode(batch, self(batch))
+        finally:
+            self.train(was_training)
+
+    def _detections(self, batch: Batch, decoded: list[DecodedBoxes], used: torch.Tensor
+                    ) -> list[Detections]:
+        out = []
+        for b, d in enumerate(decoded):
+            mods = frozenset(m for i, m in enumerate(MODALITY_ORDER) if bool(used[b, i]))
+            if not self._can_detect(used[b]):
+                out.append(Detections.empty(batch.stamps_ns[b], frozenset()))
+                continue
+            out.append(Detections(
+                stamp_ns=batch.stamps_ns[b],
+                boxes=d.boxes.detach().cpu().numpy().astype(np.float32),
+                scores=d.scores.detach().cpu().numpy().astype(np.float32).clip(0, 1),
+                labels=d.labels.detach().cpu().numpy().astype(np.int32),
+                velocities=d.velocities.detach().cpu().numpy().astype(np.float32),
+                modalities=mods))
+        return out
+
+    def _can_detect(self, used_row: torch.Tensor) -> bool:
+        return bool(used_row.any())
+
+
+class FusionDetector(_DetectorBase):
+    """Encoders -> fuser -> SECOND-FPN -> CenterPoint head (intermediate or early fusion)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        grid = config.grid
+        self.painter = PointPainter(config.painting) if config.painting is not None else None
+        extra = self.painter.extra_channels if self.painter is not None else 0
+        self.lidar = (build_lidar_encoder(config.lidar, grid, extra)
+                      if config.lidar is not None else None)
+        self.camera = LSSCameraEncoder(config.camera, grid) if config.camera is not None else None
+        self.radar = RadarPillarEncoder(config.radar, grid) if config.radar is not None else None
+        channels = {Modality.LIDAR: getattr(self.lidar, "out_channels", 0),
+                    Modality.CAMERA: getattr(self.camera, "out_channels", 0),
+                    Modality.RADAR: getattr(self.radar, "out_channels", 0)}
+        self.bev_modalities = tuple(m for m, enc in zip(MODALITY_ORDER,
+                                                        (self.lidar, self.camera, self.radar))
+                                    if enc is not None)
+        self.fuser = build_fuser(self.bev_modalities, channels, config.fuser)
+        self.backbone = SecondFPN(self.fuser.out_channels, config.backbone)
+        self.head = CenterHead(self.backbone.out_channels, config.head)
+        self.head_stride = self.backbone.out_stride
+
+    def _can_detect(self, used_row: torch.Tensor) -> bool:
+        # Early fusion paints lidar points: without lidar there is nothing to detect from.
+        if self.painter is not None:
+            return bool(used_row[MODALITY_ORDER.index(Modality.LIDAR)])
+        return bool(used_row.any())
+
+    def forward(self, batch: Batch) -> DetectorOutput:
+        used = self.used_mask(batch)
+        if self.training and self.config.fuser.modality_dropout > 0:
+            used = modality_dropout(used, self.config.fuser.modality_dropout)
+        batch = dataclasses.replace(batch, present=used)
+        features: dict[Modality, torch.Tensor] = {}
+        camera_features = None
+        if self.lidar is not None:
+            points = _only_present(batch.lidar_points, batch.has(Modality.LIDAR))
+            if self.painter is not None:
+                points = self.painter(batch, points)
+            features[Modality.LIDAR] = self.lidar(points)
+        if self.camera is not None:
+            camera_features = self.camera(batch)
+            features[Modality.CAMERA] = camera_features.bev
+        if self.radar is not None:
+            features[Modality.RADAR] = self.radar(
+                _only_present(batch.radar_points, batch.has(Modality.RADAR)))
+        cols = [MODALITY_ORDER.index(m) for m in self.bev_modalities]
+        fused = self.fuser(features, used[:, cols])
+        tasks = self.head(self.backbone(fused))
+        return DetectorOutput(tasks, used, camera_features)
+
+    def loss(self, batch: Batch, output: DetectorOutput):
+        from ..train.losses import center_losses
+        from ..train.targets import build_targets
+
+        targets = build_targets(batch.gt_boxes, batch.gt_labels, batch.gt_velocities,
+                                self.config.head, self.config.grid, self.head_stride)
+        result = center_losses(output.tasks, targets, self.config.head, self.config.grid,
+                               self.head_stride)
+        weight = self.config.camera.depth_loss_weight if self.config.camera is not None else 0
+        if weight > 0 and output.camera is not None:
+            depth = self.camera.depth_loss(output.camera, batch)
+            result.total = result.total + weight * depth
+            result.parts["depth"] = float(depth.detach())
+            result.parts["total"] = float(result.total.detach())
+        return result
+
+    def decode(self, batch: Batch, output: DetectorOutput) -> list[Detections]:
+        decoded = decode(output.tasks, self.config.head, self.config.grid, self.head_stride)
+        return self._detections(batch, decoded, output.present)
+
+
+class LateFusionDetector(_DetectorBase):
+    """One single-modality :class:`FusionDetector` per modality; boxes merged per frame."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        branches = {}
+        for m in MODALITY_ORDER:
+            if m not in config.modalities():
+                continue
+            single = dataclasses.replace(
+                config, fusion="intermediate",
+                lidar=config.lidar if m is Modality.LIDAR else None,
+                camera=config.camera if m is Modality.CAMERA else None,
+                radar=config.radar if m is Modality.RADAR else None)
+            branches[m.value] = FusionDetector(single)
+        self.branches = nn.ModuleDict(branches)
+
+    def forward(self, batch: Batch) -> DetectorOutput:
+        used = self.used_mask(batch)
+        if self.training and self.config.fuser.modality_dropout > 0:
+            used = modality_dropout(used, self.config.fuser.modality_dropout)
+        batch = dataclasses.replace(batch, present=used)
+        outs = {Modality(k): branch(batch) for k, branch in self.branches.items()}
+        first = next(iter(outs.values()))
+        return DetectorOutput(first.tasks, used, None,
+                              {m: o.tasks for m, o in outs.items()})
+
+    def loss(self, batch: Batch, output: DetectorOutput):
+        from ..train.losses import LossBreakdown
+
+        total = None
+        parts: dict[str, float] = {}
+        for k, branch in self.branches.items():
+            m = Modality(k)
+            # A branch learns only from samples where its modality was present.
+            keep = output.present[:, MODALITY_ORDER.index(m)]
+            if not bool(keep.any()):
+                continue
+            idx = keep.nonzero().flatten()
+            sub_batch = _select(batch, idx)
+            sub_out = DetectorOutput([TaskOutput(t.heatmap[idx], t.regression[idx])
+                                      for t in output.branches[m]], output.present[idx])
+            res = branch.loss(sub_batch, sub_out)
+            total = res.total if total is None else total + res.total
+            parts.update({f"{k}/{name}": v for name, v in res.parts.items()})
+        if total is None:  # nothing present anywhere: a zero that still reaches every param
+            total = sum(p.sum() * 0.0 for p in self.parameters())
+        parts["total"] = float(total.detach())
+        return LossBreakdown(total, parts)
+
+    def decode(self, batch: Batch, output: DetectorOutput) -> list[Detections]:
+        per_branch = {}
+        for k, branch in self.branches.items():
+            m = Modality(k)
+            per_branch[m] = decode(output.branches[m], branch.config.head, branch.config.grid,
+                                   branch.head_stride)
+        merged = []
+        for b in range(batch.batch_size):
+            parts = [per_branch[m][b] for m in per_branch
+                     if bool(output.present[b, MODALITY_ORDER.index(m)])]
+            merged.append(merge_boxes(parts, self.config.late_merge,
+                                      self.config.late_iou_threshold,
+                                      self.config.head.max_detections))
+        return self._detections(batch, merged, output.present)
+
+
+def _only_present(points: list[torch.Tensor], present: torch.Tensor) -> list[torch.Tensor]:
+    """Absent samples get an empty tensor: their data is never read."""
+    return [p if bool(present[b]) else p[:0] for b, p in enumerate(points)]
+
+
+def _select(batch: Batch, idx: torch.Tensor) -> Batch:
+    rows = idx.tolist()
+    pick = lambda seq: [seq[i] for i in rows]  # noqa: E731
+    return dataclasses.replace(
+        batch, stamps_ns=pick(batch.stamps_ns), sequence_ids=pick(batch.sequence_ids),
+        present=batch.present[idx], lidar_points=pick(batch.lidar_points),
+        images=batch.images[idx], camera_valid=batch.camera_valid[idx],
+        intrinsics=batch.intrinsics[idx], T_vehicle_optical=batch.T_vehicle_optical[idx],
+        radar_points=pick(batch.radar_points), gt_boxes=pick(batch.gt_boxes),
+        gt_labels=pick(batch.gt_labels), gt_velocities=pick(batch.gt_velocities))
+
+
+def build_detector(config: ModelConfig) -> _DetectorBase:
+    """The detector described by ``config`` (explicit: no registry)."""
+    if not isinstance(config, ModelConfig):
+        raise ValidationError(f"build_detector: expected a ModelConfig, got "
+                              f"{type(config).__name__}")
+    if config.fusion == "late":
+        return LateFusionDetector(config)
+    return FusionDetector(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,101 @@
+"""BEV fusers that know which modalities each sample has.
+
+A sample without a modality never sees that encoder's output: its BEV map is replaced by a
+learned per-modality "absent" embedding (concat fuser) or excluded from the per-cell softmax
+(gated fuser), and the presence mask itself is an input. Zeros are never passed off as
+features of an absent sensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..types import Modality
+from .common import conv_bn_relu
+from .config import FuserConfig
+
+
+class ConcatFuser(nn.Module):
+    """BEVFusion's concatenation + conv, with absent modalities masked.
+
+    ``forward(features, present)``: features maps each modality to (B, C_m, H, W) float32;
+    present is (B, M) bool in the order of ``modalities``. Returns (B, C_out, H, W).
+    """
+
+    def __init__(self, modalities: tuple[Modality, ...], channels: dict[Modality, int],
+                 config: FuserConfig):
+        super().__init__()
+        self.modalities = modalities
+        self.absent = nn.ParameterDict({m.value: nn.Parameter(torch.zeros(channels[m]))
+                                        for m in modalities})
+        c_in = sum(channels[m] for m in modalities) + len(modalities)
+        self.fuse = nn.Sequential(conv_bn_relu(c_in, config.out_channels),
+                                  conv_bn_relu(config.out_channels, config.out_channels))
+        self.out_channels = config.out_channels
+
+    def forward(self, features: dict[Modality, torch.Tensor], present: torch.Tensor
+                ) -> torch.Tensor:
+        parts = []
+        for i, m in enumerate(self.modalities):
+            f = features[m]
+            here = present[:, i].view(-1, 1, 1, 1)
+            parts.append(torch.where(here, f, self.absent[m.value].view(1, -1, 1, 1).to(f.dtype)))
+        ref = parts[0]
+        flags = present.to(ref.dtype)[:, :, None, None].expand(-1, -1, *ref.shape[-2:])
+        return self.fuse(torch.cat(parts + [flags], 1))
+
+
+class GatedFuser(nn.Module):
+    """Per-cell softmax weights over the present modalities (absent ones get weight 0)."""
+
+    def __init__(self, modalities: tuple[Modality, ...], channels: dict[Modality, int],
+                 config: FuserConfig):
+        super().__init__()
+        self.modalities = modalities
+        C = config.out_channels
+        self.project = nn.ModuleDict({m.value: conv_bn_relu(channels[m], C)
+                                      for m in modalities})
+        self.gate = nn.ModuleDict({m.value: nn.Conv2d(C, 1, 3, 1, 1) for m in modalities})
+        self.out = conv_bn_relu(C, C)
+        self.out_channels = C
+
+    def forward(self, features: dict[Modality, torch.Tensor], present: torch.Tensor
+                ) -> torch.Tensor:
+        projected = [self.project[m.value](features[m]) for m in self.modalities]
+        logits = torch.cat([self.gate[m.value](p) for m, p in zip(self.modalities, projected)],
+                           1)  # (B, M, H, W)
+        mask = present[:, :, None, None].expand_as(logits)
+        logits = logits.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(logits, 1)
+        # A sample with nothing present has NaN weights; it yields no detections anyway.
+        weights = torch.nan_to_num(weights, nan=0.0)
+        # where() rather than a product: an absent modality's (possibly non-finite) features
+        # must not leak through 0 * inf.
+        fused = sum(torch.where(mask[:, i:i + 1], weights[:, i:i + 1] * p, torch.zeros_like(p))
+                    for i, p in enumerate(projected))
+        return self.out(fused)
+
+
+def build_fuser(modalities: tuple[Modality, ...], channels: dict[Modality, int],
+                config: FuserConfig) -> nn.Module:
+    if config.kind == "gated":
+        return GatedFuser(modalities, channels, config)
+    return ConcatFuser(modalities, channels, config)
+
+
+def modality_dropout(present: torch.Tensor, probability: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training-time dropout: each sample with >= 2 present modalities loses one of them
+    (chosen uniformly) with ``probability``. present: (B, M) bool; returns a new mask."""
+    if probability <= 0.0:
+        return present
+    out = present.clone()
+    for b in range(present.shape[0]):
+        have = present[b].nonzero().flatten()
+        if have.numel() < 2:
+            continue
+        if float(torch.rand((), generator=generator)) < probability:
+            pick = have[int(torch.randint(have.numel(), (), generator=generator))]
+            out[b, pick] = False
+    return out

@@ -1,0 +1,131 @@
+"""Experiment configuration: ``configs/models/*.yaml`` = model + data + augmentation + training.
+
+Loaded with :func:`perception.config.load_config` (one level of ``base:``); every problem is a
+:class:`~perception.errors.ConfigError` naming the file and key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..config import load_config
+from ..models.config import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    """Where frames come from.
+
+    Attributes:
+        source: ``sim`` (built-in simulator), ``waymo`` (converted Waymo root), ``nuscenes``
+            (devkit layout).
+        sim_preset: simulator preset name or YAML path.
+        train_seeds, val_seeds: simulator seeds (one scenario each); validation seeds are
+            held out from training.
+        frames_per_seed: frames taken from each seed, every ``frame_stride``-th frame.
+        cache_dir: generated simulator frames are cached here as .npz (never pickles).
+        train_root, val_root: dataset roots for waymo / nuscenes.
+        nuscenes_version, nuscenes_sweeps: nuScenes table version and lidar sweeps.
+        max_val_frames: bound on evaluated frames (0 = all).
+        radar_scans: radar scans per sensor fed to the model: the frame's own plus those of
+            the previous ``radar_scans - 1`` frames of the same sequence, moved into the
+            current vehicle frame through the ego poses.
+        lidar_sweeps: likewise for lidar sweeps, merged into one sweep whose
+            ``time_offset_s`` column gives each point's time relative to the current sweep.
+    """
+
+    source: Literal["sim", "waymo", "nuscenes"] = "sim"
+    sim_preset: str = "tiny"
+    train_seeds: tuple[int, ...] = (0,)
+    val_seeds: tuple[int, ...] = (1000,)
+    frames_per_seed: int = field(default=20, metadata={"gt": 0})
+    frame_stride: int = field(default=1, metadata={"gt": 0})
+    cache_dir: str | None = "outputs/cache/sim"
+    train_root: str | None = None
+    val_root: str | None = None
+    nuscenes_version: str = "v1.0-mini"
+    nuscenes_sweeps: int = field(default=0, metadata={"ge": 0})
+    max_val_frames: int = field(default=0, metadata={"ge": 0})
+    radar_scans: int = field(default=1, metadata={"ge": 1})
+    lidar_sweeps: int = field(default=1, metadata={"ge": 1})
+
+    def validate(self) -> None:
+        if self.source == "sim":
+            overlap = set(self.train_seeds) & set(self.val_seeds)
+            if overlap:
+                raise ValueError(f"val_seeds: {sorted(overlap)} also in train_seeds; "
+                                 f"validation must use held-out seeds")
+        elif self.train_root is None:
+            raise ValueError(f"train_root: required for source {self.source!r}")
+
+
+@dataclass
+class AugmentConfig:
+    """Global augmentation, applied to points, boxes, radar and camera calibration together.
+
+    Attributes:
+        rotation_rad: yaw drawn uniformly from [-rotation_rad, rotation_rad].
+        scale_range: global scale drawn uniformly from this range.
+        flip_y_prob: probability of mirroring y (left-right); images are mirrored too.
+    """
+
+    enabled: bool = True
+    rotation_rad: float = field(default=0.3927, metadata={"ge": 0.0})
+    scale_range: tuple[float, float] = field(default=(0.95, 1.05), metadata={"gt": 0.0})
+    flip_y_prob: float = field(default=0.5, metadata={"ge": 0.0, "le": 1.0})
+
+    def validate(self) -> None:
+        if self.scale_range[0] > self.scale_range[1]:
+            raise ValueError(f"scale_range: min > max in {self.scale_range}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping.
+
+    Attributes:
+        schedule: ``onecycle`` or ``cosine`` learning-rate schedule (per step).
+        amp: mixed precision (only on CUDA; ignored on the CPU).
+        seed, deterministic: seeding and ``torch.use_deterministic_algorithms``.
+        eval_every_epochs: Waymo-metric evaluation on the validation frames (0 = only at the
+            end).
+        max_steps_per_epoch: bound on steps per epoch (0 = whole dataset).
+        tensorboard: write TensorBoard scalars to ``<out_dir>/tb``.
+        cpu_threads: intra-op threads when training on the CPU (0 = torch's default). On a
+            shared machine 1 thread per run (and one run per core) is the most predictable.
+    """
+
+    out_dir: str = "outputs/train/run"
+    epochs: int = field(default=10, metadata={"gt": 0})
+    batch_size: int = field(default=2, metadata={"gt": 0})
+    lr: float = field(default=2e-3, metadata={"gt": 0.0})
+    weight_decay: float = field(default=0.01, metadata={"ge": 0.0})
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    grad_clip_norm: float = field(default=10.0, metadata={"gt": 0.0})
+    amp: bool = True
+    seed: int = 0
+    deterministic: bool = False
+    eval_every_epochs: int = field(default=1, metadata={"ge": 0})
+    checkpoint_every_epochs: int = field(default=1, metadata={"gt": 0})
+    max_steps_per_epoch: int = field(default=0, metadata={"ge": 0})
+    num_workers: int = field(default=0, metadata={"ge": 0})
+    log_every_steps: int = field(default=10, metadata={"gt": 0})
+    tensorboard: bool = True
+    progress: bool = True
+    find_unused_parameters: bool = True
+    cpu_threads: int = field(default=0, metadata={"ge": 0})
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Load and validate ``configs/models/<name>.yaml``."""
+    return load_config(path, ExperimentConfig)

@@ -1,0 +1,69 @@
+"""Evaluate a trained checkpoint on its config's held-out frames, with every modality present
+and with each modality removed at test time (the robustness rows of the results table).
+
+``python -m perception.train.evaluate CKPT [--out metrics.json] [--max-frames N]`` prints
+AP/APH at LEVEL_1 and LEVEL_2 per class and per test-time modality set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..types import DETECTION_CLASSES, Modality
+from .data import build_dataset
+from .trainer import data_config, evaluate_model, load_detector
+
+
+def modality_ablations(model) -> list[frozenset[Modality]]:
+    """``[{}] + [{m} for each model modality]``: what to drop, one row each (single-modality
+    models get only the full row)."""
+    mods = list(model.modalities)
+    drops = [frozenset()]
+    if len(mods) > 1:
+        drops += [frozenset({m}) for m in mods]
+    return drops
+
+
+def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int = 2) -> dict:
+    """``{"all": metrics, "without_lidar": metrics, ...}`` (metrics as ``to_json()``)."""
+    model, config = load_detector(path)
+    frames = build_dataset(data_config(config), "val")
+    out = {}
+    for drop in modality_ablations(model):
+        name = "all" if not drop else "without_" + "_".join(sorted(m.value for m in drop))
+        out[name] = evaluate_model(model, frames, batch_size, drop=drop,
+                                   max_frames=max_frames).to_json()
+    return out
+
+
+def format_rows(results: dict) -> str:
+    lines = ["| test-time input | " + " | ".join(
+        f"{c.name} L{lvl} AP/APH" for c in DETECTION_CLASSES for lvl in (1, 2)) + " |"]
+    for name, metrics in results.items():
+        cells = []
+        for c in DETECTION_CLASSES:
+            for lvl in (1, 2):
+                m = metrics[f"{c.name}_LEVEL_{lvl}"]
+                cells.append(f"{m['AP']:.3f}/{m['APH']:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, help="write the metrics as JSON here")
+    parser.add_argument("--max-frames", type=int, default=0)
+    args = parser.parse_args(argv)
+    results = evaluate_checkpoint(args.checkpoint, args.max_frames)
+    print(format_rows(results))
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Shape and contract tests of each encoder, the backbone and the head."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from perception.models.backbone import SecondFPN
+from perception.models.camera import LSSCameraEncoder
+from perception.models.heads import REGRESSION_CHANNELS, CenterHead
+from perception.models.lidar import PillarLidarEncoder
+from perception.models.radar import RadarPillarEncoder
+from perception.train.batch import collate_frames
+from perception.types import Modality
+
+from ._helpers import small_model_config
+
+
+def _batch(frames, config):
+    from perception.models.detector import batch_spec
+    return collate_frames(frames, batch_spec(config))
+
+
+def test_pillar_encoder_shape_and_empty_cells(tiny_frames):
+    config = small_model_config()
+    enc = PillarLidarEncoder(config.lidar, config.grid).eval()
+    batch = _batch(tiny_frames[:2], config)
+    bev = enc(batch.lidar_points)
+    H, W = config.grid.shape_hw
+    assert bev.shape == (2, enc.out_channels, H, W) and bev.dtype == torch.float32
+    # Cells with lidar points are non-zero somewhere; a sample without points is all zero.
+    assert bev[0].abs().sum() > 0
+    empty = enc([batch.lidar_points[0], batch.lidar_points[1][:0]])
+    assert torch.equal(empty[1], torch.zeros_like(empty[1]))
+    assert torch.allclose(empty[0], bev[0], atol=1e-5)
+
+
+def test_pillar_encoder_puts_features_where_the_points_are(tiny_frames):
+    config = small_model_config()
+    enc = PillarLidarEncoder(config.lidar, config.grid).eval()
+    # One point at x = 10.1, y = -5.3:
+    # cell h = (10.1 + 25.6) / 0.8 = 44, w = (-5.3 + 25.6) / 0.8 = 25.
+    pts = torch.tensor([[10.1, -5.3, 0.5, 0.7, 0.0]])
+    bev = enc([pts])
+    nonzero = (bev[0].abs().sum(0) > 0).nonzero().tolist()
+    assert nonzero == [[44, 25]]
+
+
+def test_camera_encoder_shapes_and_geometry(tiny_frames):
+    config = small_model_config()
+    enc = LSSCameraEncoder(config.camera, config.grid).eval()
+    batch = _batch(tiny_frames[:2], config)
+    out = enc(batch)
+    H, W = config.grid.shape_hw
+    assert out.bev.shape == (2, config.camera.out_channels, H, W)
+    assert out.depth.shape[:2] == (2, config.camera.num_depth_bins)
+    assert torch.allclose(out.depth.sum(1), torch.ones_like(out.depth.sum(1)), atol=1e-5)
+    # Frustum points project back onto their own feature-pixel centres.
+    pts = enc.frustum_points(batch, out.index, out.depth.shape[-2:])  # (N, D, h, w, 3)
+    T = torch.linalg.inv(batch.T_vehicle_optical[0, 0])
+    cam = pts[0].reshape(-1, 3) @ T[:3, :3].T + T[:3, 3]
+    uv = (cam @ batch.intrinsics[0, 0].T)
+    uv = uv[:, :2] / uv[:, 2:]
+    h, w = out.depth.shape[-2:]
+    stride = batch.images.shape[-1] / w
+    expect_u = (torch.arange(w) + 0.5) * stride
+    assert torch.allclose(uv[:, 0].reshape(-1, h, w)[0, 0], expect_u, atol=1e-3)
+    # Depth of the frustum equals the bin centres.
+    assert torch.allclose(cam[:, 2].reshape(-1, h, w)[:, 0, 0], enc.depth_centres_m, atol=1e-3)
+
+
+def test_camera_encoder_skips_absent_cameras(tiny_frames):
+    config = small_model_config()
+    enc = LSSCameraEncoder(config.camera, config.grid).eval()
+    batch = _batch(tiny_frames[:2], config).without({Modality.CAMERA})
+    out = enc(batch)
+    assert out.index.shape[0] == 0 and torch.count_nonzero(out.bev) == 0
+    partial = dataclasses.replace(batch, present=torch.tensor([[True, True, True],
+                                                               [True, False, True]]))
+    out = enc(partial)
+    assert out.index[:, 0].tolist() == [0]
+    assert torch.count_nonzero(out.bev[1]) == 0 and torch.count_nonzero(out.bev[0]) > 0
+
+
+def test_camera_depth_targets_from_lidar(tiny_frames):
+    config = small_model_config()
+    enc = LSSCameraEncoder(config.camera, config.grid).eval()
+    batch = _batch(tiny_frames[:1], config)
+    out = enc(batch)
+    target, mask = enc.lidar_depth_targets(batch, out.index, out.depth.shape[-2:])
+    assert mask.any() and target.min() >= 0 and target.max() < enc.D
+    loss = enc.depth_loss(out, batch)
+    assert torch.isfinite(loss) and loss > 0
+
+
+def test_radar_encoder_shape_and_velocity_channels(tiny_frames):
+    config = small_model_config()
+    enc = RadarPillarEncoder(config.radar, config.grid).eval()
+    batch = _batch(tiny_frames[:2], config)
+    assert batch.radar_points[0].shape[1] == 7
+    bev = enc(batch.radar_points)
+    H, W = config.grid.shape_hw
+    assert bev.shape == (2, enc.out_channels, H, W)
+    moved = [p.clone() for p in batch.radar_points]
+    moved[0][:, 3] += 5.0  # a different Doppler velocity changes the features
+    assert not torch.allclose(enc(moved)[0], bev[0])
+
+
+def test_backbone_and_head_shapes():
+    config = small_model_config()
+    bb = SecondFPN(16, config.backbone)
+    x = torch.randn(2, 16, 64, 64)
+    y = bb(x)
+    assert y.shape == (2, 32, 64, 64)
+    head = CenterHead(32, config.head)
+    with torch.no_grad():
+        outs = head(y)
+    assert len(outs) == 2
+    assert outs[0].heatmap.shape == (2, 1, 64, 64) and outs[1].heatmap.shape == (2, 2, 64, 64)
+    assert outs[0].regression.shape == (2, REGRESSION_CHANNELS, 64, 64)
+    # The CenterPoint prior: initial heatmap probabilities near 0.1.
+    assert abs(float(outs[0].heatmap.sigmoid().mean()) - 0.1) < 0.05
+
+
+def test_radar_velocity_is_radial_from_the_sensor(tiny_frames):
+    from perception.train.batch import radar_point_features
+    frame = tiny_frames[0]
+    feats = radar_point_features(frame)
+    scan = next(iter(frame.radars.values()))
+    origin = scan.calibration.T_vehicle_sensor[:2, 3]
+    ray = feats[:, :2] - origin
+    cross = ray[:, 0] * feats[:, 4] - ray[:, 1] * feats[:, 3]
+    assert np.allclose(cross, 0.0, atol=1e-3)
+    speed = np.linalg.norm(feats[:, 3:5], axis=1)
+    assert np.allclose(speed, np.abs(scan.column("doppler_compensated_mps")), atol=1e-4)

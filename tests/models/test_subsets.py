@@ -1,0 +1,123 @@
+"""Any subset of modalities: inference runs and reports what it used, and the fusers never
+read the features of an absent modality."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+import torch
+
+from perception.models.detector import build_detector
+from perception.models.fuser import ConcatFuser, GatedFuser, modality_dropout
+from perception.models.config import FuserConfig
+from perception.train.batch import MODALITY_ORDER, collate_frames
+from perception.types import Modality
+
+from ._helpers import small_model_config
+
+ALL = (Modality.LIDAR, Modality.CAMERA, Modality.RADAR)
+SUBSETS = [frozenset(c) for n in (1, 2, 3) for c in itertools.combinations(ALL, n)]
+
+
+def _drop_sensors(frame, keep: frozenset[Modality]):
+    return dataclasses.replace(
+        frame, lidar=frame.lidar if Modality.LIDAR in keep else None,
+        cameras=frame.cameras if Modality.CAMERA in keep else {},
+        radars=frame.radars if Modality.RADAR in keep else {})
+
+
+@pytest.mark.parametrize("fuser", ["concat", "gated"])
+def test_all_seven_subsets_run_and_report_modalities(tiny_frames, fuser):
+    model = build_detector(small_model_config(fuser)).eval()
+    assert len(SUBSETS) == 7
+    # Sensors removed from the frames themselves ...
+    frames = [_drop_sensors(tiny_frames[i % 2], keep) for i, keep in enumerate(SUBSETS)]
+    dets = model.predict(frames)
+    for keep, det in zip(SUBSETS, dets):
+        assert det.modalities == keep
+        assert det.stamp_ns == frames[SUBSETS.index(keep)].stamp_ns
+        assert det.scores.dtype.name == "float32" and len(det) > 0
+    # ... and dropped at test time through predict(drop=...).
+    for keep in SUBSETS:
+        det = model.predict(tiny_frames[:1], drop=frozenset(ALL) - keep)[0]
+        assert det.modalities == keep
+
+
+def test_frame_without_any_sensor_gives_empty_detections(tiny_frames):
+    model = build_detector(small_model_config()).eval()
+    det = model.predict([_drop_sensors(tiny_frames[0], frozenset())])[0]
+    assert len(det) == 0 and det.modalities == frozenset()
+
+
+def test_model_without_a_modality_does_not_claim_it(tiny_frames):
+    config = small_model_config()
+    config.radar = None
+    model = build_detector(config).eval()
+    det = model.predict(tiny_frames[:1])[0]
+    assert det.modalities == {Modality.LIDAR, Modality.CAMERA}
+
+
+@pytest.mark.parametrize("fuser_cls", [ConcatFuser, GatedFuser])
+def test_fuser_ignores_absent_features(fuser_cls):
+    channels = {Modality.LIDAR: 4, Modality.CAMERA: 3, Modality.RADAR: 2}
+    fuser = fuser_cls(ALL, channels, FuserConfig(out_channels=8)).eval()
+    feats = {m: torch.randn(3, c, 10, 12) for m, c in channels.items()}
+    present = torch.tensor([[True, False, True], [False, True, False], [True, True, True]])
+    out = fuser(feats, present)
+    perturbed = {m: f.clone() for m, f in feats.items()}
+    perturbed[Modality.CAMERA][0] = 1e3  # absent in sample 0
+    perturbed[Modality.LIDAR][1] = float("nan")  # absent in sample 1
+    perturbed[Modality.RADAR][1] = -7.0  # absent in sample 1
+    out2 = fuser(perturbed, present)
+    assert torch.allclose(out[:2], out2[:2])
+    # A present modality's features do matter.
+    perturbed[Modality.RADAR][0] += 1.0
+    assert not torch.allclose(fuser(perturbed, present)[0], out[0])
+
+
+def test_concat_fuser_does_not_treat_zeros_as_features():
+    channels = {Modality.LIDAR: 4, Modality.CAMERA: 3}
+    fuser = ConcatFuser((Modality.LIDAR, Modality.CAMERA), channels,
+                        FuserConfig(out_channels=8)).eval()
+    with torch.no_grad():
+        fuser.absent["camera"].fill_(0.5)
+    feats = {Modality.LIDAR: torch.randn(1, 4, 6, 6), Modality.CAMERA: torch.zeros(1, 3, 6, 6)}
+    absent = fuser(feats, torch.tensor([[True, False]]))
+    zero_present = fuser(feats, torch.tensor([[True, True]]))
+    assert not torch.allclose(absent, zero_present)
+
+
+def test_detector_output_unchanged_when_absent_input_is_perturbed(tiny_frames):
+    model = build_detector(small_model_config()).eval()
+    from perception.models.detector import batch_spec
+    batch = collate_frames(tiny_frames[:2], batch_spec(model.config))
+    present = batch.present.clone()
+    present[0, MODALITY_ORDER.index(Modality.LIDAR)] = False
+    present[1, MODALITY_ORDER.index(Modality.CAMERA)] = False
+    batch = dataclasses.replace(batch, present=present)
+    with torch.no_grad():
+        out = model(batch)
+    noisy_points = [p.clone() for p in batch.lidar_points]
+    noisy_points[0][:, :3] += 3.0
+    images = batch.images.clone()
+    images[1] = torch.rand_like(images[1])
+    noisy = dataclasses.replace(batch, lidar_points=noisy_points, images=images)
+    with torch.no_grad():
+        out2 = model(noisy)
+    for a, b in zip(out.tasks, out2.tasks):
+        assert torch.allclose(a.heatmap, b.heatmap) and torch.allclose(a.regression,
+                                                                       b.regression)
+
+
+def test_modality_dropout_keeps_one_modality():
+    present = torch.ones((200, 3), dtype=torch.bool)
+    present[:50, 1:] = False  # single-modality samples are never dropped
+    gen = torch.Generator().manual_seed(0)
+    out = modality_dropout(present, 0.5, gen)
+    assert out.sum(1).min() >= 1
+    assert torch.equal(out[:50], present[:50])
+    dropped = (out[50:].sum(1) == 2).float().mean()
+    assert 0.35 < float(dropped) < 0.65
+    assert torch.equal(modality_dropout(present, 0.0), present)
