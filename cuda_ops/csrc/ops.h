@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include "common.h"
+
 #include <tuple>
 #include <vector>
 
@@ -19,6 +21,12 @@ namespace perception {
 int op_threads();
 
 // ---- voxelization (voxelize.cpp) --------------------------------------------------------------
+// The voxel grid of voxel_size, range_lo (3,) x y z and grid (3,) x y z, checked (sizes > 0,
+// grid within int32); shared by the CPU ops and the CUDA wrappers.
+VoxelGridSpec make_voxel_grid_spec(const std::vector<double>& voxel_size,
+                                   const std::vector<double>& lo,
+                                   const std::vector<int64_t>& grid);
+
 // points (N, C) float32 contiguous; voxel_size, range_lo (3,) x y z; grid (3,) x y z.
 // Returns voxels (M, P, C), coords (M, 3) int32 (z, y, x), num_points (M,) int32.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> hard_voxelize_cpu(

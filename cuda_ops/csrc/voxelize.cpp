@@ -206,8 +206,18 @@ inline void copy_point(float* dst, const float* src, int64_t C) {
   }
 }
 
-VoxelGridSpec make_spec(const std::vector<double>& voxel_size, const std::vector<double>& lo,
-                        const std::vector<int64_t>& grid) {
+void check_points(const at::Tensor& points) {
+  TORCH_CHECK(points.device().is_cpu(), "points must be a CPU tensor");
+  TORCH_CHECK(points.dim() == 2 && points.size(1) >= 3, "points must be (N, C>=3)");
+  TORCH_CHECK(points.scalar_type() == at::kFloat, "points must be float32");
+  TORCH_CHECK(points.is_contiguous(), "points must be contiguous");
+}
+
+}  // namespace
+
+VoxelGridSpec make_voxel_grid_spec(const std::vector<double>& voxel_size,
+                                   const std::vector<double>& lo,
+                                   const std::vector<int64_t>& grid) {
   TORCH_CHECK(voxel_size.size() == 3 && lo.size() == 3 && grid.size() == 3,
               "voxel_size, range_lo and grid must have 3 values");
   VoxelGridSpec g;
@@ -220,15 +230,6 @@ VoxelGridSpec make_spec(const std::vector<double>& voxel_size, const std::vector
   }
   return g;
 }
-
-void check_points(const at::Tensor& points) {
-  TORCH_CHECK(points.device().is_cpu(), "points must be a CPU tensor");
-  TORCH_CHECK(points.dim() == 2 && points.size(1) >= 3, "points must be (N, C>=3)");
-  TORCH_CHECK(points.scalar_type() == at::kFloat, "points must be float32");
-  TORCH_CHECK(points.is_contiguous(), "points must be contiguous");
-}
-
-}  // namespace
 
 namespace {
 
@@ -286,7 +287,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> hard_voxelize_cpu(
   TORCH_CHECK(max_voxels >= 0 && max_voxels <= std::numeric_limits<int32_t>::max(),
               "max_voxels must be in [0, 2^31)");
   TORCH_CHECK(points.size(0) < std::numeric_limits<int32_t>::max(), "too many points");
-  const VoxelGridSpec g = make_spec(voxel_size, range_lo, grid);
+  const VoxelGridSpec g = make_voxel_grid_spec(voxel_size, range_lo, grid);
   const int64_t N = points.size(0), C = points.size(1), P = max_points;
   const float* pts = points.data_ptr<float>();
 
@@ -414,7 +415,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> hard_voxelize_cpu(
 at::Tensor dynamic_voxelize_cpu(const at::Tensor& points, std::vector<double> voxel_size,
                                 std::vector<double> range_lo, std::vector<int64_t> grid) {
   check_points(points);
-  const VoxelGridSpec g = make_spec(voxel_size, range_lo, grid);
+  const VoxelGridSpec g = make_voxel_grid_spec(voxel_size, range_lo, grid);
   const int64_t N = points.size(0), C = points.size(1);
   at::Tensor coords = at::empty({N, 3}, points.options().dtype(at::kInt));
   const float* pts = points.data_ptr<float>();

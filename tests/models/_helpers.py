@@ -1,9 +1,39 @@
-"""Small model configs shared by the tests of this directory."""
+"""Fixtures and small model configs shared by the detector tests (tests/models, tests/train).
+
+The conftest.py of each of those directories imports the fixtures from here.
+"""
 
 from __future__ import annotations
 
+import pytest
+import torch
+
 from perception.models.config import (BackboneConfig, CameraConfig, FuserConfig, GridConfig,
                                       HeadConfig, LidarConfig, ModelConfig, RadarConfig)
+from perception.train.data import SimFrames
+
+
+@pytest.fixture(scope="session")
+def tiny_frames(tmp_path_factory):
+    """Four labelled frames of the ``tiny`` preset (lidar, one camera, one radar)."""
+    frames = SimFrames("tiny", seeds=[0], frames_per_seed=4, stride=1,
+                       cache_dir=tmp_path_factory.mktemp("sim_cache"))
+    return [frames(i) for i in range(len(frames))]
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP barriers across descheduled
+    threads make step times erratic; one thread keeps them predictable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def small_model_config(fuser: str = "concat", **overrides) -> ModelConfig:

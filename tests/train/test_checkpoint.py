@@ -12,7 +12,7 @@ from perception.train.config import AugmentConfig, ExperimentConfig, TrainConfig
 from perception.train.data import FrameDataset
 from perception.train.trainer import Trainer, load_checkpoint_file, load_detector
 
-from ._helpers import small_model_config
+from ..models._helpers import small_model_config
 
 
 def _trainer(frames, tmp_path, schedule="onecycle"):

@@ -37,19 +37,6 @@ int dtype_code(const at::Tensor& t) {
   return -1;
 }
 
-VoxelGridSpec make_spec(const std::vector<double>& voxel_size, const std::vector<double>& lo,
-                        const std::vector<int64_t>& grid) {
-  TORCH_CHECK(voxel_size.size() == 3 && lo.size() == 3 && grid.size() == 3,
-              "voxel_size, range_lo and grid must have 3 values");
-  VoxelGridSpec g;
-  for (int j = 0; j < 3; ++j) {
-    g.size[j] = static_cast<float>(voxel_size[j]);
-    g.lo[j] = static_cast<float>(lo[j]);
-    g.grid[j] = grid[j];
-  }
-  return g;
-}
-
 at::Tensor long_opts_like(const at::Tensor& t, int64_t n) {
   return at::empty({n}, t.options().dtype(at::kLong));
 }
@@ -64,7 +51,7 @@ std::vector<at::Tensor> hard_voxelize_cuda(const at::Tensor& points,
   check_on_cuda(points, "points");
   TORCH_CHECK(points.scalar_type() == at::kFloat && points.dim() == 2 && points.size(1) >= 3,
               "points must be float32 (N, C>=3)");
-  const VoxelGridSpec g = make_spec(voxel_size, range_lo, grid);
+  const VoxelGridSpec g = make_voxel_grid_spec(voxel_size, range_lo, grid);
   const int64_t N = points.size(0), C = points.size(1), P = max_points;
   auto lopts = points.options().dtype(at::kLong);
   at::Tensor keys = at::empty({N}, lopts);
@@ -114,7 +101,7 @@ at::Tensor dynamic_voxelize_cuda(const at::Tensor& points, std::vector<double> v
   check_on_cuda(points, "points");
   TORCH_CHECK(points.scalar_type() == at::kFloat && points.dim() == 2 && points.size(1) >= 3,
               "points must be float32 (N, C>=3)");
-  const VoxelGridSpec g = make_spec(voxel_size, range_lo, grid);
+  const VoxelGridSpec g = make_voxel_grid_spec(voxel_size, range_lo, grid);
   at::Tensor coords = at::empty({points.size(0), 3}, points.options().dtype(at::kInt));
   check_cuda(cuda::dynamic_voxelize(points.data_ptr<float>(), points.size(0), points.size(1), g,
                                     coords.data_ptr<int32_t>(), as_stream(stream)),
