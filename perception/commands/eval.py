@@ -1,9 +1,12 @@
 """``perception eval``: Waymo detection (AP/APH) and tracking (MOTA/MOTP/IDF1) metrics.
 
+``perception eval CONFIG CKPT [--out DIR] [--no-ablations] [--max-frames N]`` runs a trained
+detector over the validation frames of CONFIG's data section and reports AP/APH at LEVEL_1
+and LEVEL_2 per class, with every modality present and with each one removed at test time.
+
 ``perception eval --gt GT --pred PRED [--format waymo|ours] [--out DIR]`` evaluates
 prediction files against ground-truth files (Waymo ``Objects`` protos, or the package's
-``.npz`` box tables). Evaluating a trained model end to end will add a positional
-``CONFIG CKPT`` form beside these options.
+``.npz`` box tables).
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ FORMATS = ("waymo", "ours")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="Waymo detection and tracking metrics of prediction files",
-                       description=__doc__,
+    p = sub.add_parser("eval", help="Waymo detection and tracking metrics of a trained "
+                       "detector or of prediction files", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", type=Path, nargs="?", metavar="CONFIG",
+                   help="experiment YAML whose validation frames to evaluate on")
+    p.add_argument("checkpoint", type=Path, nargs="?", metavar="CKPT",
+                   help="checkpoint written by perception train")
+    p.add_argument("--no-ablations", action="store_true",
+                   help="CONFIG CKPT: skip the rows with one modality removed")
+    p.add_argument("--max-frames", type=int, default=0, metavar="N",
+                   help="CONFIG CKPT: evaluate the first N validation frames (0: all)")
     p.add_argument("--gt", type=Path, metavar="GT", help="ground-truth file")
     p.add_argument("--pred", type=Path, metavar="PRED",
                    help="prediction file (with track ids: tracking metrics too)")
@@ -38,9 +49,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        if args.checkpoint is None:
+            raise ConfigError("give both CONFIG and CKPT (or --gt GT and --pred PRED)")
+        if args.gt is not None or args.pred is not None:
+            raise ConfigError("give either CONFIG CKPT or --gt/--pred, not both")
+        return _evaluate_checkpoint(args)
     if args.gt is None or args.pred is None:
-        raise ConfigError("give both --gt GT and --pred PRED")
+        raise ConfigError("give CONFIG CKPT, or both --gt GT and --pred PRED")
     return _evaluate_files(args)
+
+
+def _evaluate_checkpoint(args: argparse.Namespace) -> int:
+    import json
+
+    from ..train.evaluate import evaluate_checkpoint, format_rows
+
+    if not args.config.is_file():
+        raise ConfigError(f"{args.config}: config file not found")
+    if args.max_frames < 0:
+        raise ConfigError(f"--max-frames: expected >= 0, got {args.max_frames}")
+    results = evaluate_checkpoint(args.checkpoint, args.max_frames,
+                                  config_path=args.config, ablations=not args.no_ablations,
+                                  progress=True)
+    print(format_rows(results))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / "metrics.json"
+        path.write_text(json.dumps(results, indent=2))
+        print(f"wrote {path}")
+    return 0
 
 
 def _format_of(path: Path, chosen: str | None) -> str:

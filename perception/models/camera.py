@@ -174,7 +174,9 @@ class LSSCameraEncoder(nn.Module):
 
     def depth_loss(self, features: CameraFeatures, batch: Batch) -> torch.Tensor:
         """Depth supervision from lidar: binary cross-entropy of the depth distribution
-        against the bin of the nearest lidar point projected into each feature pixel."""
+        against the bin of the nearest lidar point projected into each feature pixel, summed
+        over the D bins and averaged over supervised pixels (as in BEVDepth), so that its
+        scale does not shrink as D grows."""
         if features.index.shape[0] == 0:
             return features.bev.sum() * 0.0
         target, mask = self.lidar_depth_targets(batch, features.index, features.depth.shape[-2:])
@@ -182,7 +184,7 @@ class LSSCameraEncoder(nn.Module):
             return features.depth.sum() * 0.0
         probs = features.depth.float().permute(0, 2, 3, 1)[mask].clamp(1e-6, 1 - 1e-6)
         onehot = F.one_hot(target[mask], self.D).to(probs.dtype)
-        return F.binary_cross_entropy(probs, onehot)
+        return F.binary_cross_entropy(probs, onehot, reduction="sum") / probs.shape[0]
 
     @torch.no_grad()
     def lidar_depth_targets(self, batch: Batch, index: torch.Tensor, feature_hw

@@ -63,6 +63,8 @@ def batch_spec(config: ModelConfig) -> BatchSpec:
     elif config.painting is not None:
         image_size = tuple(config.painting.image_size_hw)
     lidar_columns = tuple(config.lidar.columns) if config.lidar is not None else None
+    if lidar_columns is None and config.camera is not None and config.camera.depth_loss_weight > 0:
+        lidar_columns = ()  # x, y, z only: depth targets for the camera, never a model input
     return BatchSpec(lidar_columns=lidar_columns, image_size_hw=image_size,
                      radar=config.radar is not None)
 

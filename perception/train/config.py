@@ -12,6 +12,8 @@ from typing import Literal
 
 from ..config import load_config
 from ..models.config import ModelConfig
+from .gt_sampling import GtSamplingConfig
+from .pretrained import PretrainedSource
 
 
 @dataclass
@@ -69,12 +71,15 @@ class AugmentConfig:
         rotation_rad: yaw drawn uniformly from [-rotation_rad, rotation_rad].
         scale_range: global scale drawn uniformly from this range.
         flip_y_prob: probability of mirroring y (left-right); images are mirrored too.
+        gt_sampling: ground-truth sampling, applied before the global transform (lidar-only
+            models; see :mod:`perception.train.gt_sampling`).
     """
 
     enabled: bool = True
     rotation_rad: float = field(default=0.3927, metadata={"ge": 0.0})
     scale_range: tuple[float, float] = field(default=(0.95, 1.05), metadata={"gt": 0.0})
     flip_y_prob: float = field(default=0.5, metadata={"ge": 0.0, "le": 1.0})
+    gt_sampling: GtSamplingConfig = field(default_factory=GtSamplingConfig)
 
     def validate(self) -> None:
         if self.scale_range[0] > self.scale_range[1]:
@@ -95,6 +100,8 @@ class TrainConfig:
         tensorboard: write TensorBoard scalars to ``<out_dir>/tb``.
         cpu_threads: intra-op threads when training on the CPU (0 = torch's default). On a
             shared machine 1 thread per run (and one run per core) is the most predictable.
+        init_from: start named modules from other checkpoints (staged fusion training; see
+            :mod:`perception.train.pretrained`). Ignored when resuming.
     """
 
     out_dir: str = "outputs/train/run"
@@ -116,6 +123,7 @@ class TrainConfig:
     progress: bool = True
     find_unused_parameters: bool = True
     cpu_threads: int = field(default=0, metadata={"ge": 0})
+    init_from: tuple[PretrainedSource, ...] = ()
 
 
 @dataclass

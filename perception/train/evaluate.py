@@ -12,7 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..types import DETECTION_CLASSES, Modality
+from .config import load_experiment
 from .data import build_dataset
 from .trainer import data_config, evaluate_model, load_detector
 
@@ -27,15 +29,28 @@ def modality_ablations(model) -> list[frozenset[Modality]]:
     return drops
 
 
-def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int = 2) -> dict:
-    """``{"all": metrics, "without_lidar": metrics, ...}`` (metrics as ``to_json()``)."""
+def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int = 2,
+                        config_path: str | Path | None = None, ablations: bool = True,
+                        progress: bool = False) -> dict:
+    """``{"all": metrics, "without_lidar": metrics, ...}`` (metrics as ``to_json()``).
+
+    The validation frames come from ``config_path``'s data section when given (its model
+    section must equal the checkpoint's), otherwise from the config stored in the checkpoint.
+    ``ablations=False`` evaluates the ``all`` row only.
+    """
     model, config = load_detector(path)
+    if config_path is not None:
+        given = load_experiment(config_path)
+        if given.model != config.model:
+            raise ConfigError(f"{config_path}: its model section differs from the one "
+                              f"{path} was trained with")
+        config = given
     frames = build_dataset(data_config(config), "val")
     out = {}
-    for drop in modality_ablations(model):
+    for drop in (modality_ablations(model) if ablations else [frozenset()]):
         name = "all" if not drop else "without_" + "_".join(sorted(m.value for m in drop))
-        out[name] = evaluate_model(model, frames, batch_size, drop=drop,
-                                   max_frames=max_frames).to_json()
+        out[name] = evaluate_model(model, frames, batch_size, drop=drop, max_frames=max_frames,
+                                   progress=name if progress else None).to_json()
     return out
 
 

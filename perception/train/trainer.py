@@ -33,7 +33,9 @@ from .batch import BatchSpec, collate_frames
 from .config import AugmentConfig, ExperimentConfig
 from .data import FrameDataset, build_dataset, frame_key
 from .ddp import DistInfo, barrier, init_distributed, unwrap, wrap_model
+from .gt_sampling import GroundTruthDatabase, training_database
 from .losses import LossBreakdown
+from .pretrained import load_pretrained
 
 log = logging.getLogger("perception.train")
 
@@ -51,13 +53,18 @@ class Collate:
 
 
 class Augmenter:
-    """Random global augmentation; reseeded per DataLoader worker."""
+    """Random global augmentation; reseeded per DataLoader worker. With a ground-truth
+    ``database``, sampled objects are pasted first, so the global transform moves them too."""
 
-    def __init__(self, config: AugmentConfig, seed: int):
+    def __init__(self, config: AugmentConfig, seed: int,
+                 database: GroundTruthDatabase | None = None):
         self.config = config
         self.rng = np.random.default_rng(seed)
+        self.database = database
 
     def __call__(self, frame: SensorFrame) -> SensorFrame:
+        if self.database is not None:
+            frame = self.database.paste(frame, self.rng, self.config.gt_sampling)
         return random_augment(frame, self.config, self.rng)
 
 
@@ -116,15 +123,19 @@ def ground_truth_in_grid(boxes: Boxes3D | None, grid: GridConfig) -> Boxes3D:
 
 @torch.no_grad()
 def evaluate_model(model, frames: Sequence[SensorFrame] | FrameDataset, batch_size: int = 2,
-                   drop: frozenset[Modality] = frozenset(), max_frames: int = 0
-                   ) -> DetectionResult:
+                   drop: frozenset[Modality] = frozenset(), max_frames: int = 0,
+                   progress: str | None = None) -> DetectionResult:
     """Waymo AP/APH of ``model`` on labelled ``frames`` (ground truth cut to the BEV range),
-    optionally with the ``drop`` modalities removed at test time."""
+    optionally with the ``drop`` modalities removed at test time. ``progress``: label of a
+    tqdm bar (None: no bar)."""
+    from tqdm import tqdm
+
     model = unwrap(model)
     grid = model.config.grid
     n = len(frames) if max_frames <= 0 else min(max_frames, len(frames))
     gt, pred = {}, {}
-    for start in range(0, n, batch_size):
+    starts = range(0, n, batch_size)
+    for start in tqdm(starts, desc=progress, disable=progress is None, dynamic_ncols=True):
         chunk = [frames[i] for i in range(start, min(n, start + batch_size))]
         for frame, det in zip(chunk, model.predict(chunk, drop=drop)):
             if frame.boxes is None:
@@ -159,9 +170,16 @@ class Trainer:
         if self.device.type == "cpu" and tc.cpu_threads:
             torch.set_num_threads(tc.cpu_threads)
         self.model = build_detector(config.model).to(self.device)
+        if tc.init_from:
+            loaded = load_pretrained(self.model, tc.init_from, self.device)
+            log.info("initialised from checkpoints: %s", loaded)
         self.ddp_model = wrap_model(self.model, self.info, tc.find_unused_parameters)
         augment = Augmenter(config.augment, tc.seed * 1000 + self.info.rank)
         if train_set is None:
+            if config.augment.enabled and config.augment.gt_sampling.enabled:
+                augment.database = training_database(
+                    config.augment.gt_sampling, config.model, data_config(config),
+                    progress=tc.progress and self.info.is_main)
             train_set = build_dataset(data_config(config), "train", augment)
         self.train_set = train_set
         self.val_set = val_set

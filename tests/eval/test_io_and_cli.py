@@ -134,10 +134,11 @@ def test_cli_ours_format_without_ids_has_no_tracking(tmp_path, capsys):
 
 def test_cli_errors(tmp_path, capsys):
     assert main(["eval"]) == 1
-    assert "give both --gt GT and --pred PRED" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # a stray positional is an argparse usage error
-        main(["eval", "model.yaml", "model.ckpt"])
-    capsys.readouterr()
+    assert "both --gt GT and --pred PRED" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "model.yaml"), str(tmp_path / "model.ckpt")]) == 1
+    assert "config file not found" in capsys.readouterr().err
+    assert main(["eval", "model.yaml", "model.ckpt", "--gt", "g.npz"]) == 1
+    assert "not both" in capsys.readouterr().err
     assert main(["eval", "--gt", str(tmp_path / "none.bin"), "--pred",
                  str(tmp_path / "none.bin")]) == 1
     assert "cannot read" in capsys.readouterr().err

@@ -37,6 +37,25 @@ def test_shipped_config_builds(path):
     assert (Modality.RADAR in mods) == ("radar" in name or "late" in name)
 
 
+STAGED = [p for p in SHIPPED if load_experiment(p).train.init_from]
+
+
+@pytest.mark.parametrize("path", STAGED, ids=lambda p: p.stem)
+def test_staged_configs_match_the_configs_they_start_from(path):
+    """Every ``init_from`` checkpoint is the ``out_dir`` of a shipped config whose named
+    modules have exactly the fused model's tensors (names and shapes)."""
+    by_out_dir = {Path(load_experiment(p).train.out_dir): p for p in SHIPPED}
+    fused = build_detector(load_experiment(path).model).state_dict()
+    for source in load_experiment(path).train.init_from:
+        run_dir = Path(source.checkpoint).parent.parent
+        assert run_dir in by_out_dir, f"{source.checkpoint}: no shipped config writes there"
+        single = build_detector(load_experiment(by_out_dir[run_dir]).model).state_dict()
+        for module in source.modules:
+            want = {k: tuple(v.shape) for k, v in fused.items() if k.startswith(module + ".")}
+            have = {k: tuple(v.shape) for k, v in single.items() if k.startswith(module + ".")}
+            assert want and want == have, (module, by_out_dir[run_dir].stem)
+
+
 def _write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)

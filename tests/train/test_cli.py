@@ -43,3 +43,44 @@ def test_prepare_data_caches_every_frame(tmp_path, capsys):
                    for p in cache.rglob("*.npz"))
     assert names == ["seed0/000000.npz", "seed0/000003.npz", "seed1/000000.npz",
                      "seed1/000003.npz", "seed9/000000.npz", "seed9/000003.npz"]
+
+
+def _tiny_experiment(tmp_path, cache, out_dir, pillar_channels=16):
+    path = tmp_path / f"exp{pillar_channels}.yaml"
+    path.write_text(
+        "model:\n"
+        "  grid: {point_range_m: [-25.6, -25.6, -3.0, 25.6, 25.6, 3.0], cell_size_m: [0.8, 0.8]}\n"
+        f"  lidar: {{pillar_channels: [{pillar_channels}]}}\n"
+        "  radar: {pillar_channels: [8]}\n"
+        "  fuser: {out_channels: 16}\n"
+        "  backbone: {layer_nums: [1, 1], layer_strides: [1, 2], channels: [16, 32],"
+        " upsample_channels: [16, 16]}\n"
+        "  head: {head_channels: 16}\n"
+        f"data: {{sim_preset: tiny, train_seeds: [0], val_seeds: [9], frames_per_seed: 2,"
+        f" cache_dir: {cache}}}\n"
+        f"train: {{out_dir: {out_dir}, epochs: 1, eval_every_epochs: 0, tensorboard: false,"
+        f" progress: false}}\n")
+    return path
+
+
+def test_eval_config_checkpoint_reports_every_ablation(tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    config = _tiny_experiment(tmp_path, tmp_path / "cache", run)
+    assert main(["train", str(config)]) == 0
+    ckpt = run / "checkpoints" / "last.pt"
+    assert main(["eval", str(config), str(ckpt), "--out", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "| all |" in out and "| without_lidar |" in out and "| without_radar |" in out
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert set(metrics) == {"all", "without_lidar", "without_radar"}
+    for row in metrics.values():
+        assert 0.0 <= row["VEHICLE_LEVEL_1"]["AP"] <= 1.0
+
+    # A config whose model differs from the checkpoint's is refused, not silently used.
+    other = _tiny_experiment(tmp_path, tmp_path / "cache", run, pillar_channels=8)
+    assert main(["eval", str(other), str(ckpt)]) == 1
+    assert "differs" in capsys.readouterr().err
+    assert main(["eval", str(config)]) == 1
+    assert "CKPT" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""Staged fusion training: modules of a fused detector start from single-modality checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception.errors import ConfigError, DataError
+from perception.models.config import LidarConfig
+from perception.models.detector import build_detector
+from perception.train.config import AugmentConfig, ExperimentConfig, TrainConfig
+from perception.train.data import FrameDataset
+from perception.train.pretrained import PretrainedSource, load_pretrained
+from perception.train.trainer import Trainer
+
+from ..models._helpers import small_model_config
+
+
+def _lidar_checkpoint(frames, tmp_path):
+    config = ExperimentConfig(
+        model=small_model_config(camera=None, radar=None),
+        augment=AugmentConfig(enabled=False),
+        train=TrainConfig(out_dir=str(tmp_path / "lidar"), epochs=1, batch_size=2,
+                          eval_every_epochs=0, tensorboard=False, progress=False))
+    trainer = Trainer(config, train_set=FrameDataset(lambda i: frames[i], 2))
+    trainer.train_epoch()
+    return trainer.model, trainer.save_checkpoint(tmp_path / "lidar.pt")
+
+
+def test_named_modules_are_copied_and_others_left_alone(tiny_frames, tmp_path):
+    lidar_model, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
+    fused = build_detector(small_model_config())
+    camera_before = {k: v.clone() for k, v in fused.state_dict().items()
+                     if k.startswith("camera.")}
+    report = load_pretrained(fused, [PretrainedSource(str(ckpt), ("lidar", "backbone", "head"))])
+    assert set(report) == {"lidar.pt:lidar", "lidar.pt:backbone", "lidar.pt:head"}
+    source = lidar_model.state_dict()
+    for key, value in fused.state_dict().items():
+        if key.split(".")[0] in ("lidar", "backbone", "head"):
+            assert torch.equal(value, source[key]), key
+        elif key.startswith("camera."):
+            assert torch.equal(value, camera_before[key]), key
+
+
+def test_trainer_applies_init_from(tiny_frames, tmp_path):
+    lidar_model, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
+    config = ExperimentConfig(
+        model=small_model_config(),
+        augment=AugmentConfig(enabled=False),
+        train=TrainConfig(out_dir=str(tmp_path / "fused"), epochs=1, tensorboard=False,
+                          progress=False,
+                          init_from=(PretrainedSource(str(ckpt), ("lidar",)),)))
+    trainer = Trainer(config, train_set=FrameDataset(lambda i: tiny_frames[i], 2))
+    for key, value in lidar_model.state_dict().items():
+        if key.startswith("lidar."):
+            assert torch.equal(trainer.model.state_dict()[key], value), key
+
+
+def test_bad_sources_are_config_errors_and_load_nothing(tiny_frames, tmp_path):
+    _, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
+    fused = build_detector(small_model_config())
+    before = {k: v.clone() for k, v in fused.state_dict().items()}
+    with pytest.raises(ConfigError, match="has no tensor 'camera"):
+        load_pretrained(fused, [PretrainedSource(str(ckpt), ("lidar", "camera"))])
+    with pytest.raises(ConfigError, match="no module 'decoder'"):
+        load_pretrained(fused, [PretrainedSource(str(ckpt), ("decoder",))])
+    with pytest.raises(ConfigError, match="named by two sources"):
+        load_pretrained(fused, [PretrainedSource(str(ckpt), ("lidar",)),
+                                PretrainedSource(str(ckpt), ("lidar",))])
+    narrower = build_detector(small_model_config(lidar=LidarConfig(pillar_channels=(8,))))
+    with pytest.raises(ConfigError, match=r"in the model"):
+        load_pretrained(narrower, [PretrainedSource(str(ckpt), ("lidar",))])
+    with pytest.raises(DataError, match="not found"):
+        load_pretrained(fused, [PretrainedSource(str(tmp_path / "missing.pt"), ("lidar",))])
+    for key, value in fused.state_dict().items():
+        assert torch.equal(value, before[key]), key
