@@ -12,7 +12,8 @@ from typing import Literal
 
 from ..config import load_config
 from ..models.config import ModelConfig
-from .gt_sampling import GtSamplingConfig
+from ..errors import ConfigError
+from .gt_sampling import GtSamplingConfig, check_compatible
 from .pretrained import PretrainedSource
 
 
@@ -132,6 +133,14 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        # Caught at load time (naming the file) rather than when training starts.
+        if self.augment.enabled and self.augment.gt_sampling.enabled:
+            try:
+                check_compatible(self.model)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

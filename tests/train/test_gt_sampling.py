@@ -291,9 +291,7 @@ def test_trainer_with_gt_sampling_runs_a_step(tmp_path):
     assert len(again) == len(augment.database) and path.stat().st_mtime_ns == stamp
 
 
-def test_trainer_refuses_gt_sampling_for_camera_models(tmp_path):
-    from perception.train.trainer import Trainer
-
-    config = _experiment(tmp_path, tmp_path / "cache", camera=True)
-    with pytest.raises(ConfigError, match="model.camera"):
-        Trainer(config)
+def test_camera_models_with_gt_sampling_are_refused_at_load_time(tmp_path):
+    with pytest.raises(ConfigError, match="model.camera") as err:
+        _experiment(tmp_path, tmp_path / "cache", camera=True)
+    assert str(tmp_path / "exp.yaml") in str(err.value)
