@@ -183,8 +183,10 @@ def _cameras(frames: Sequence[SensorFrame], size_hw: tuple[int, int] | None
     for b, frame in enumerate(frames):
         for c, name in enumerate(sorted(frame.cameras)):
             cam = frame.cameras[name]
-            pixels = torch.from_numpy(np.ascontiguousarray(cam.image)).permute(2, 0, 1)
-            img = pixels.float().div_(255.0)[None]
+            # as_tensor copies while converting to float32, so read-only (memory-mapped)
+            # images need no writable copy first.
+            pixels = torch.as_tensor(np.asarray(cam.image, dtype=np.float32)).permute(2, 0, 1)
+            img = pixels.div_(255.0)[None]
             h0, w0 = img.shape[-2:]
             if (h0, w0) != (H, W):
                 img = F.interpolate(img, size=(H, W), mode="bilinear", align_corners=False)

@@ -29,7 +29,8 @@ class DataConfig:
             held out from training.
         frames_per_seed: frames taken from each seed, every ``frame_stride``-th frame.
         cache_dir: generated simulator frames are cached here as .npz (never pickles).
-        train_root, val_root: dataset roots for waymo / nuscenes.
+        train_root, val_root: dataset roots: a converted Waymo directory, a nuScenes devkit
+            directory, or an mmdet3d nuScenes info ``.pkl`` (read with a restricted unpickler).
         nuscenes_version, nuscenes_sweeps: nuScenes table version and lidar sweeps.
         max_val_frames: bound on evaluated frames (0 = all).
         radar_scans: radar scans per sensor fed to the model: the frame's own plus those of

@@ -181,6 +181,10 @@ def build_dataset(config: DataConfig, split: str,
     if config.source == "waymo":
         from ..data.datasets import WaymoConvertedDataset
         ds = WaymoConvertedDataset(root)
+    elif Path(root).suffix == ".pkl":
+        # mmdet3d's nuScenes info file (read with a restricted unpickler, never plain pickle).
+        from ..data.nuscenes import NuScenesInfoReader
+        ds = NuScenesInfoReader(root)
     else:
         from ..data.nuscenes import NuScenesDevkit
         ds = NuScenesDevkit(root, version=config.nuscenes_version, sweeps=config.nuscenes_sweeps)
