@@ -1,8 +1,9 @@
 """``perception eval``: Waymo detection (AP/APH) and tracking (MOTA/MOTP/IDF1) metrics.
 
-``perception eval CONFIG CKPT [--out DIR] [--no-ablations] [--max-frames N]`` runs a trained
-detector over the validation frames of CONFIG's data section and reports AP/APH at LEVEL_1
-and LEVEL_2 per class, with every modality present and with each one removed at test time.
+``perception eval CONFIG CKPT [--out DIR] [--no-ablations] [--max-frames N] [--iou V P C]``
+runs a trained detector over the validation frames of CONFIG's data section and reports
+AP/APH at LEVEL_1 and LEVEL_2 per class, with every modality present and with each one
+removed at test time.
 
 ``perception eval --gt GT --pred PRED [--format waymo|ours] [--out DIR]`` evaluates
 prediction files against ground-truth files (Waymo ``Objects`` protos, or the package's
@@ -34,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CONFIG CKPT: skip the rows with one modality removed")
     p.add_argument("--max-frames", type=int, default=0, metavar="N",
                    help="CONFIG CKPT: evaluate the first N validation frames (0: all)")
+    p.add_argument("--iou", type=float, nargs=3, metavar=("VEH", "PED", "CYC"),
+                   help="3D IoU a match needs per class (default: Waymo's 0.7 0.5 0.5)")
     p.add_argument("--gt", type=Path, metavar="GT", help="ground-truth file")
     p.add_argument("--pred", type=Path, metavar="PRED",
                    help="prediction file (with track ids: tracking metrics too)")
@@ -60,6 +63,16 @@ def run(args: argparse.Namespace) -> int:
     return _evaluate_files(args)
 
 
+def _detection_config(iou: list[float] | None):
+    from ..eval.detection import DetectionConfig
+
+    if iou is None:
+        return None
+    if not all(0.0 < t <= 1.0 for t in iou):
+        raise ConfigError(f"--iou: thresholds must lie in (0, 1], got {iou}")
+    return DetectionConfig(iou_vehicle=iou[0], iou_pedestrian=iou[1], iou_cyclist=iou[2])
+
+
 def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     import json
 
@@ -71,7 +84,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-frames: expected >= 0, got {args.max_frames}")
     results = evaluate_checkpoint(args.checkpoint, args.max_frames,
                                   config_path=args.config, ablations=not args.no_ablations,
-                                  progress=True)
+                                  progress=True, detection_config=_detection_config(args.iou))
     print(format_rows(results))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +115,8 @@ def _evaluate_files(args: argparse.Namespace) -> int:
     else:
         pred = waymo_objects.read_predictions(args.pred)
 
-    detection = evaluate_detection(gt.frames, pred.frames, pred_overlap_nlz=pred.overlap_nlz)
+    detection = evaluate_detection(gt.frames, pred.frames, pred_overlap_nlz=pred.overlap_nlz,
+                                   config=_detection_config(args.iou))
     tracking = None
     gt_has_ids = all(b.ids is not None for b in gt.frames.values())
     if pred.track_ids is not None and gt_has_ids and not args.no_tracking:

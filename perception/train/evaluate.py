@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..eval.detection import DetectionConfig
 from ..types import DETECTION_CLASSES, Modality
 from .config import load_experiment
 from .data import build_dataset
@@ -31,12 +32,14 @@ def modality_ablations(model) -> list[frozenset[Modality]]:
 
 def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int = 2,
                         config_path: str | Path | None = None, ablations: bool = True,
-                        progress: bool = False) -> dict:
+                        progress: bool = False,
+                        detection_config: DetectionConfig | None = None) -> dict:
     """``{"all": metrics, "without_lidar": metrics, ...}`` (metrics as ``to_json()``).
 
     The validation frames come from ``config_path``'s data section when given (its model
     section must equal the checkpoint's), otherwise from the config stored in the checkpoint.
-    ``ablations=False`` evaluates the ``all`` row only.
+    ``ablations=False`` evaluates the ``all`` row only. ``detection_config`` overrides the
+    official Waymo IoU thresholds.
     """
     model, config = load_detector(path)
     if config_path is not None:
@@ -50,7 +53,8 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
     for drop in (modality_ablations(model) if ablations else [frozenset()]):
         name = "all" if not drop else "without_" + "_".join(sorted(m.value for m in drop))
         out[name] = evaluate_model(model, frames, batch_size, drop=drop, max_frames=max_frames,
-                                   progress=name if progress else None).to_json()
+                                   progress=name if progress else None,
+                                   detection_config=detection_config).to_json()
     return out
 
 

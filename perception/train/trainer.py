@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import to_dict
 from ..errors import ConfigError, DataError
-from ..eval.detection import DetectionResult, evaluate_detection
+from ..eval.detection import DetectionConfig, DetectionResult, evaluate_detection
 from ..models.config import GridConfig
 from ..models.detector import build_detector
 from ..types import Boxes3D, Modality, SensorFrame
@@ -124,10 +124,12 @@ def ground_truth_in_grid(boxes: Boxes3D | None, grid: GridConfig) -> Boxes3D:
 @torch.no_grad()
 def evaluate_model(model, frames: Sequence[SensorFrame] | FrameDataset, batch_size: int = 2,
                    drop: frozenset[Modality] = frozenset(), max_frames: int = 0,
-                   progress: str | None = None) -> DetectionResult:
+                   progress: str | None = None,
+                   detection_config: DetectionConfig | None = None) -> DetectionResult:
     """Waymo AP/APH of ``model`` on labelled ``frames`` (ground truth cut to the BEV range),
     optionally with the ``drop`` modalities removed at test time. ``progress``: label of a
-    tqdm bar (None: no bar)."""
+    tqdm bar (None: no bar). ``detection_config``: IoU thresholds etc. (default: the official
+    Waymo settings)."""
     from tqdm import tqdm
 
     model = unwrap(model)
@@ -142,7 +144,7 @@ def evaluate_model(model, frames: Sequence[SensorFrame] | FrameDataset, batch_si
                 raise DataError("evaluation frame has no labels", source=frame.sequence_id)
             gt[frame_key(frame)] = ground_truth_in_grid(frame.boxes, grid)
             pred[frame_key(frame)] = det
-    return evaluate_detection(gt, pred)
+    return evaluate_detection(gt, pred, config=detection_config)
 
 
 def metrics_summary(result: DetectionResult) -> dict[str, float]:

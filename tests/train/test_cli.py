@@ -78,6 +78,16 @@ def test_eval_config_checkpoint_reports_every_ablation(tmp_path, capsys):
     for row in metrics.values():
         assert 0.0 <= row["VEHICLE_LEVEL_1"]["AP"] <= 1.0
 
+    # Looser IoU thresholds can only match more: AP never drops.
+    assert main(["eval", str(config), str(ckpt), "--no-ablations", "--iou", "0.1", "0.1", "0.1",
+                 "--out", str(tmp_path / "loose")]) == 0
+    loose = json.loads((tmp_path / "loose" / "metrics.json").read_text())
+    assert set(loose) == {"all"}
+    for key in ("VEHICLE_LEVEL_1", "PEDESTRIAN_LEVEL_1", "CYCLIST_LEVEL_1"):
+        assert loose["all"][key]["AP"] >= metrics["all"][key]["AP"] - 1e-9
+    assert main(["eval", str(config), str(ckpt), "--iou", "0", "0.5", "0.5"]) == 1
+    assert "--iou" in capsys.readouterr().err
+
     # A config whose model differs from the checkpoint's is refused, not silently used.
     other = _tiny_experiment(tmp_path, tmp_path / "cache", run, pillar_channels=8)
     assert main(["eval", str(other), str(ckpt)]) == 1
