@@ -46,6 +46,41 @@ class ConcatFuser(nn.Module):
         return self.fuse(torch.cat(parts + [flags], 1))
 
 
+    @torch.no_grad()
+    def load_single_modality(self, modality: Modality, state: dict[str, torch.Tensor]) -> None:
+        """Start from the fuser of a model trained on ``modality`` alone (``state``: its
+        ConcatFuser's tensors, keys relative to the fuser).
+
+        That modality's input channels and presence flag take the source's weights; every
+        other modality's input weights are zero. Until training moves them, the fused model
+        computes exactly what the single-modality model did whenever ``modality`` is present,
+        so fine-tuning starts from its accuracy instead of from a random fuser.
+        """
+        if modality not in self.modalities:
+            raise ValueError(f"{modality.value} is not an input of this fuser")
+        widths = [self.absent[m.value].numel() for m in self.modalities]
+        i = self.modalities.index(modality)
+        start = sum(widths[:i])
+        width = widths[i]
+        conv = self.fuse[0][0].weight
+        source = state["fuse.0.0.weight"]
+        if tuple(source.shape) != (conv.shape[0], width + 1, *conv.shape[2:]):
+            raise ValueError(f"fuse.0.0.weight is {tuple(source.shape)}, expected "
+                             f"{(conv.shape[0], width + 1, *conv.shape[2:])} for a "
+                             f"{modality.value}-only fuser")
+        conv.zero_()
+        conv[:, start:start + width] = source[:, :width]
+        conv[:, sum(widths) + i] = source[:, width]
+        self.absent[modality.value].copy_(state[f"absent.{modality.value}"])
+        own = self.state_dict()
+        for key, value in state.items():
+            if key.startswith("absent.") or key == "fuse.0.0.weight":
+                continue
+            if key not in own or own[key].shape != value.shape:
+                raise ValueError(f"{key}: not in this fuser or of another shape")
+            own[key].copy_(value)
+
+
 class GatedFuser(nn.Module):
     """Per-cell softmax weights over the present modalities (absent ones get weight 0)."""
 

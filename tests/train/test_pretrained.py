@@ -9,6 +9,7 @@ from perception.errors import ConfigError, DataError
 from perception.models.config import LidarConfig
 from perception.models.detector import build_detector
 from perception.train.config import AugmentConfig, ExperimentConfig, TrainConfig
+from perception.train.batch import collate_frames
 from perception.train.data import FrameDataset
 from perception.train.pretrained import PretrainedSource, load_pretrained
 from perception.train.trainer import Trainer
@@ -74,3 +75,37 @@ def test_bad_sources_are_config_errors_and_load_nothing(tiny_frames, tmp_path):
         load_pretrained(fused, [PretrainedSource(str(tmp_path / "missing.pt"), ("lidar",))])
     for key, value in fused.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_widened_fuser_starts_as_the_single_modality_model(tiny_frames, tmp_path):
+    """Lidar encoder, fuser, backbone and head from a lidar-only checkpoint: with camera and
+    radar present, the fused model first predicts exactly what the lidar-only model does."""
+    lidar_model, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
+    fused = build_detector(small_model_config())
+    report = load_pretrained(fused, [PretrainedSource(str(ckpt),
+                                                      ("lidar", "fuser", "backbone", "head"))])
+    assert "lidar.pt:fuser" in report
+    lidar_model.eval()
+    fused.eval()
+    batch_l = collate_frames(tiny_frames[:2], lidar_model.spec)
+    batch_f = collate_frames(tiny_frames[:2], fused.spec)
+    assert bool(batch_f.present.all())  # camera and radar really are fed in
+    with torch.no_grad():
+        ref = lidar_model(batch_l).tasks
+        out = fused(batch_f).tasks
+    for a, b in zip(ref, out):
+        assert torch.allclose(a.heatmap, b.heatmap, atol=1e-5)
+        assert torch.allclose(a.regression, b.regression, atol=1e-5)
+    # Training then reaches the new inputs: their weights get gradients.
+    fused.train()
+    loss = fused.loss(batch_f, fused(batch_f)).total
+    loss.backward()
+    conv = fused.fuser.fuse[0][0].weight
+    assert conv.grad[:, 16:48].abs().sum() > 0  # camera and radar channels
+
+
+def test_widened_fuser_refuses_a_source_without_that_modality(tiny_frames, tmp_path):
+    _, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
+    camera_radar = build_detector(small_model_config(lidar=None))
+    with pytest.raises(ConfigError, match="fuses lidar"):
+        load_pretrained(camera_radar, [PretrainedSource(str(ckpt), ("fuser",))])
