@@ -8,12 +8,14 @@ AP/APH at LEVEL_1 and LEVEL_2 per class and per test-time modality set.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..eval.detection import DetectionConfig
+from ..models.config import ModelConfig
 from ..types import DETECTION_CLASSES, Modality
 from .config import load_experiment
 from .data import build_dataset
@@ -44,7 +46,7 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
     model, config = load_detector(path)
     if config_path is not None:
         given = load_experiment(config_path)
-        if given.model != config.model:
+        if _network(given.model) != _network(config.model):
             raise ConfigError(f"{config_path}: its model section differs from the one "
                               f"{path} was trained with")
         config = given
@@ -56,6 +58,15 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
                                    progress=name if progress else None,
                                    detection_config=detection_config).to_json()
     return out
+
+
+def _network(model: ModelConfig) -> ModelConfig:
+    """``model`` without its training-only settings (modality dropout, depth-loss weight),
+    which do not change what a checkpoint computes."""
+    fuser = dataclasses.replace(model.fuser, modality_dropout=0.0)
+    camera = (dataclasses.replace(model.camera, depth_loss_weight=0.0)
+              if model.camera is not None else None)
+    return dataclasses.replace(model, fuser=fuser, camera=camera)
 
 
 def format_rows(results: dict) -> str:
