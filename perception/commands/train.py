@@ -102,8 +102,10 @@ def _train(args: argparse.Namespace) -> int:
     try:
         trainer = Trainer(config, info=info)
         result = trainer.fit(resume=args.resume)
-    finally:
-        cleanup()
+    except BaseException:
+        cleanup(synchronize=False)
+        raise
+    cleanup()
     if info.is_main:
         print(f"trained {len(result.epochs)} epoch(s); checkpoint: {result.checkpoint}")
         if result.metrics:

@@ -71,6 +71,14 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def cleanup() -> None:
+def cleanup(synchronize: bool = True) -> None:
+    """Leave the process group. After success the ranks meet at a barrier first: a rank that
+    tears gloo down while a peer still has traffic in flight can abort that peer (seen on a
+    starved CPU). After a failure (``synchronize=False``) there is no barrier, which the
+    failed peers would never reach."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if synchronize:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
