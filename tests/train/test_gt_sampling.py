@@ -3,6 +3,7 @@ the trainer hook."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
 
@@ -276,7 +277,10 @@ def test_trainer_with_gt_sampling_runs_a_step(tmp_path):
     assert path is not None and path.parent == cache and path.is_file()
     augment = trainer.train_set.transform
     assert len(augment.database) > 0
-    pickle.loads(pickle.dumps(augment))  # DataLoader workers receive a copy
+    # DataLoader workers receive a pickled copy: it must serialise, and a copy made through
+    # the same reduce protocol (no unpickling of bytes) must carry the whole database.
+    assert len(pickle.dumps(augment)) > augment.database.points.nbytes
+    assert len(copy.deepcopy(augment).database) == len(augment.database)
     stats = trainer.train_epoch()
     assert stats.steps == 1 and np.isfinite(stats.mean_loss)
     # Objects of one seed's scene land in the other's frames.

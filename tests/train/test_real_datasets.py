@@ -18,9 +18,7 @@ What the fixtures hold (see ``shared/data/PROVENANCE.md``):
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +26,19 @@ import pytest
 import torch
 
 from perception.cli import main as cli_main
-from perception.data import nuscenes, safe_pickle, waymo
-from perception.geometry import count_points_in_boxes, matrix_to_quaternion
+from perception.data import waymo
+from perception.geometry import count_points_in_boxes
 from perception.models.config import GridConfig
 from perception.train.config import AugmentConfig, DataConfig, ExperimentConfig, TrainConfig
 from perception.train.trainer import Trainer, evaluate_model
 from perception.types import LidarSweep, Modality, ObjectClass
 
+from ..data.nuscenes_devkit import INFO_PKL, RADAR_PCD, build_devkit
 from ..models._helpers import small_model_config
 
 # The 800-point Waymo lidar of the val.tfrecord frame (timestamp 1507315488219118).
 WAYMO_KITTI_LIDAR = "mmdetection3d/tests/data/waymo/kitti_format/training/velodyne/1000000.bin"
-NUSCENES_PKL = "n015-2018-07-24-11-22-45+0800.pkl"
-RADAR_PCD = "n015-2018-07-25-16-15-50+0800__RADAR_BACK_LEFT__1532506682462345.pcd"
+NUSCENES_PKL = INFO_PKL
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,72 +171,6 @@ def test_waymo_real_lidar_trains_lidar_model(waymo_lidar_root, tmp_path):
 # nuScenes
 # --------------------------------------------------------------------------------------------
 
-def _pose_row(token: str, T: np.ndarray, **extra) -> dict:
-    return {"token": token, "translation": T[:3, 3].tolist(),
-            "rotation": matrix_to_quaternion(T[:3, :3]).tolist(), **extra}
-
-
-def _write_devkit(root: Path, demo: Path, radar: Path | None) -> None:
-    """A one-sample ``v1.0-mini`` devkit layout around the real keyframe: the tables are
-    written from the mmdet3d info file, the data files are symlinked (never copied)."""
-    info = safe_pickle.load_file(demo / NUSCENES_PKL)
-    entry = info["data_list"][0]
-    label_name = {v: k for k, v in info["metainfo"]["categories"].items()}
-    T_world_ego = np.asarray(entry["ego2global"], np.float64)
-    T_ego_lidar = np.asarray(entry["lidar_points"]["lidar2ego"], np.float64)
-    stamp_us = int(round(entry["timestamp"] * 1e6))
-    t = {name: [] for name in nuscenes._TABLES}
-    t["sample"].append({"token": "s0", "timestamp": stamp_us, "prev": "", "next": "",
-                        "scene_token": "scene-0061"})
-    t["ego_pose"].append(_pose_row("pose0", T_world_ego))
-
-    def add(channel: str, src: Path, T_ego_sensor: np.ndarray, stamp: int, K=None) -> None:
-        rel = Path("samples") / channel / src.name
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(src, root / rel)
-        t["sensor"].append({"token": f"sensor_{channel}", "channel": channel})
-        t["calibrated_sensor"].append(_pose_row(
-            f"calib_{channel}", T_ego_sensor, sensor_token=f"sensor_{channel}",
-            camera_intrinsic=[] if K is None else np.asarray(K)[:3, :3].tolist()))
-        t["sample_data"].append({
-            "token": f"sd_{channel}", "sample_token": "s0", "ego_pose_token": "pose0",
-            "calibrated_sensor_token": f"calib_{channel}", "filename": str(rel),
-            "timestamp": stamp, "is_key_frame": True, "prev": "", "next": ""})
-
-    add("LIDAR_TOP", demo / entry["lidar_points"]["lidar_path"], T_ego_lidar, stamp_us)
-    for channel, cam in entry["images"].items():
-        add(channel, demo / cam["img_path"], np.asarray(cam["cam2ego"]),
-            int(round(cam["timestamp"] * 1e6)), cam["cam2img"])
-    if radar is not None:
-        # Another log's scan; mounted at the rear left corner, facing left-back.
-        mount = np.array([[0, 1, 0, -0.5], [-1, 0, 0, 0.9], [0, 0, 1, 0.6], [0, 0, 0, 1.0]])
-        add("RADAR_BACK_LEFT", radar, mount, stamp_us)
-    # Categories: a devkit name for each mmdet3d class (category_to_class maps it back).
-    devkit = {"car": "vehicle.car", "truck": "vehicle.truck", "bus": "vehicle.bus.rigid",
-              "trailer": "vehicle.trailer", "construction_vehicle": "vehicle.construction",
-              "bicycle": "vehicle.bicycle", "motorcycle": "vehicle.motorcycle",
-              "pedestrian": "human.pedestrian.adult", "barrier": "movable_object.barrier",
-              "traffic_cone": "movable_object.trafficcone"}
-    for name in (*devkit.values(), "animal"):
-        t["category"].append({"token": name, "name": name})
-    # Info boxes: LIDAR_TOP frame, centre-z, (l, w, h); devkit: world frame, size (w, l, h).
-    T_world_lidar = T_world_ego @ T_ego_lidar
-    for k, inst in enumerate(entry["instances"]):
-        x, y, z, length, width, height, yaw = inst["bbox_3d"][:7]
-        c, s = math.cos(yaw), math.sin(yaw)
-        T_box = T_world_lidar @ np.array([[c, -s, 0, x], [s, c, 0, y], [0, 0, 1, z],
-                                          [0, 0, 0, 1.0]])
-        t["instance"].append({"token": f"inst{k}", "category_token": devkit.get(
-            label_name.get(inst["bbox_label_3d"]), "animal")})
-        t["sample_annotation"].append(_pose_row(
-            f"ann{k}", T_box, sample_token="s0", instance_token=f"inst{k}",
-            size=[width, length, height], prev="", next="",
-            num_lidar_pts=int(inst["num_lidar_pts"])))
-    (root / "v1.0-mini").mkdir()
-    for name, rows in t.items():
-        (root / "v1.0-mini" / f"{name}.json").write_text(json.dumps(rows))
-
-
 @pytest.mark.parametrize("with_radar", [False, True], ids=["keyframe", "keyframe+radar"])
 def test_nuscenes_trains_fusion_model(tmp_path, fixture_file, with_radar):
     demo = fixture_file("nuscenes_keyframe")
@@ -246,7 +178,7 @@ def test_nuscenes_trains_fusion_model(tmp_path, fixture_file, with_radar):
         pytest.skip(f"{demo / NUSCENES_PKL} not present")
     radar = fixture_file("nuscenes_radar") / RADAR_PCD if with_radar else None
     root = tmp_path / "nuscenes"
-    _write_devkit(root, demo, radar)
+    build_devkit(root, demo, radar, previous_sample=False)
     data = DataConfig(source="nuscenes", train_root=str(root), nuscenes_version="v1.0-mini")
     trainer = _trainer(small_model_config(), data, tmp_path)
     frame = trainer.train_set[0]
