@@ -45,7 +45,6 @@ class ConcatFuser(nn.Module):
         flags = present.to(ref.dtype)[:, :, None, None].expand(-1, -1, *ref.shape[-2:])
         return self.fuse(torch.cat(parts + [flags], 1))
 
-
     @torch.no_grad()
     def load_single_modality(self, modality: Modality, state: dict[str, torch.Tensor]) -> None:
         """Start from the fuser of a model trained on ``modality`` alone (``state``: its

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import load_config
-from ..models.config import ModelConfig
 from ..errors import ConfigError
+from ..models.config import ModelConfig
 from .gt_sampling import GtSamplingConfig, check_compatible
 from .pretrained import PretrainedSource
 

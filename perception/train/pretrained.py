@@ -47,70 +47,72 @@ def load_pretrained(model: nn.Module, sources: tuple[PretrainedSource, ...] | li
     from .trainer import load_checkpoint_file
 
     own = model.state_dict()
-    update: dict[str, torch.Tensor] = {}
+    copies: dict[str, torch.Tensor] = {}
+    widenings: list[tuple[str, Modality, dict[str, torch.Tensor]]] = []
     report: dict[str, int] = {}
-    single_fuser = None
+    claimed: set[str] = set()
     for source in sources:
         checkpoint = load_checkpoint_file(source.checkpoint, device)
-        state = checkpoint["model"]
         for module in source.modules:
-            prefix = module + "."
-            wanted = [k for k in own if k.startswith(prefix)]
+            if module in claimed:
+                raise ConfigError(f"train.init_from: {module} is named by two sources")
+            claimed.add(module)
+            wanted = [k for k in own if k.startswith(module + ".")]
             if not wanted:
                 raise ConfigError(f"train.init_from: the model has no module {module!r} "
                                   f"(it has {sorted({k.split('.')[0] for k in own})})")
-            if module == "fuser" and _is_single_modality_fuser(model, checkpoint, wanted):
-                if single_fuser is not None:
-                    raise ConfigError("train.init_from: fuser is named by two sources")
-                single_fuser = _single_fuser_source(model, checkpoint, source.checkpoint)
-                report[f"{Path(source.checkpoint).name}:fuser"] = len(single_fuser[1])
+            widening = _widening(model, module, own, wanted, checkpoint, source.checkpoint)
+            if widening is not None:
+                widenings.append(widening)
+                report[f"{Path(source.checkpoint).name}:{module}"] = len(widening[2])
                 continue
-            for key in wanted:
-                if key not in state:
-                    raise ConfigError(f"train.init_from: {source.checkpoint} has no tensor "
-                                      f"{key!r}; was it trained with the same {module} config?")
-                if tuple(state[key].shape) != tuple(own[key].shape):
-                    raise ConfigError(f"train.init_from: {key} is {tuple(state[key].shape)} in "
-                                      f"{source.checkpoint} but {tuple(own[key].shape)} in the "
-                                      f"model")
-                if key in update:
-                    raise ConfigError(f"train.init_from: {key} is named by two sources")
-                update[key] = state[key]
+            copies.update(_same_tensors(own, wanted, checkpoint["model"], module,
+                                        source.checkpoint))
             report[f"{Path(source.checkpoint).name}:{module}"] = len(wanted)
-    if single_fuser is not None:
-        if any(k.startswith("fuser.") for k in update):
-            raise ConfigError("train.init_from: fuser is named by two sources")
+    for module, modality, state in widenings:
         # Dry run on a copy first: nothing is loaded unless every source fits.
         try:
-            copy.deepcopy(model.fuser).load_single_modality(*single_fuser)
+            copy.deepcopy(getattr(model, module)).load_single_modality(modality, state)
         except (KeyError, ValueError) as exc:
-            raise ConfigError(f"train.init_from: fuser: {exc}") from None
-    model.load_state_dict(update, strict=False)
-    if single_fuser is not None:
-        model.fuser.load_single_modality(*single_fuser)
+            raise ConfigError(f"train.init_from: {module}: {exc}") from None
+    model.load_state_dict(copies, strict=False)
+    for module, modality, state in widenings:
+        getattr(model, module).load_single_modality(modality, state)
     return report
 
 
-def _source_modalities(checkpoint: dict) -> list[Modality]:
-    stored = checkpoint.get("config", {}).get("model", {})
-    return [m for m in Modality if stored.get(m.value) is not None]
+def _same_tensors(own: dict[str, torch.Tensor], wanted: list[str],
+                  state: dict[str, torch.Tensor], module: str, path: str
+                  ) -> dict[str, torch.Tensor]:
+    """The source's tensors for ``wanted``; every one must exist with the model's shape."""
+    out = {}
+    for key in wanted:
+        if key not in state:
+            raise ConfigError(f"train.init_from: {path} has no tensor {key!r}; was it "
+                              f"trained with the same {module} config?")
+        if tuple(state[key].shape) != tuple(own[key].shape):
+            raise ConfigError(f"train.init_from: {key} is {tuple(state[key].shape)} in {path} "
+                              f"but {tuple(own[key].shape)} in the model")
+        out[key] = state[key]
+    return out
 
 
-def _is_single_modality_fuser(model: nn.Module, checkpoint: dict, wanted: list[str]) -> bool:
-    """True when the fuser must be widened: the source fuses one modality, this model more."""
+def _widening(model: nn.Module, module: str, own: dict[str, torch.Tensor],
+              wanted: list[str], checkpoint: dict, path: str
+              ) -> tuple[str, Modality, dict[str, torch.Tensor]] | None:
+    """``(module, modality, its source tensors)`` when ``module`` must be widened from a
+    single-modality source (it can, and the shapes differ); None for a plain copy."""
     state = checkpoint["model"]
-    own = model.state_dict()
+    target = getattr(model, module)
+    stored = checkpoint.get("config", {}).get("model", {})
+    source_modalities = [m for m in Modality if stored.get(m.value) is not None]
     same = all(k in state and state[k].shape == own[k].shape for k in wanted)
-    return (not same and hasattr(model.fuser, "load_single_modality")
-            and len(_source_modalities(checkpoint)) == 1)
-
-
-def _single_fuser_source(model: nn.Module, checkpoint: dict, path: str
-                         ) -> tuple[Modality, dict[str, torch.Tensor]]:
-    (modality,) = _source_modalities(checkpoint)
-    if modality not in model.fuser.modalities:
+    if same or not hasattr(target, "load_single_modality") or len(source_modalities) != 1:
+        return None
+    (modality,) = source_modalities
+    if modality not in target.modalities:
         raise ConfigError(f"train.init_from: {path} fuses {modality.value}, which this "
-                          f"model's fuser does not take")
-    sub = {k[len("fuser."):]: v for k, v in checkpoint["model"].items()
-           if k.startswith("fuser.")}
-    return modality, sub
+                          f"model's {module} does not take")
+    prefix = module + "."
+    return module, modality, {k[len(prefix):]: v for k, v in state.items()
+                              if k.startswith(prefix)}
