@@ -1,7 +1,7 @@
 """Waymo I/O: encode, decode and convert throughput on Waymo-sized frames, format comparison.
 
-Frames: five lasers as :func:`perception.data.waymo.default_laser_geometries` (TOP 64 x 2650,
-four 200 x 600), about 170k returns, written with :func:`write_frames`; plus, when the
+Frames: five lasers as :func:`perception.data.waymo_writer.default_laser_geometries` (TOP
+64 x 2650, four 200 x 600), about 170k returns, written with :func:`write_frames`; plus, when the
 simulator is available, its ``waymo_like`` frames. The official range-image utils (TensorFlow)
 are timed on the same file in a subprocess when an interpreter with them is found
 (``$WOD_OFFICIAL_PYTHON`` or ``/opt/wod-venv/bin/python``).
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.data import waymo
+from perception.data import waymo, waymo_writer
 from perception.data.waymo_convert import ConvertedSegment, convert_segment
+from perception.data.waymo_range_image import LaserGeometry, column_azimuths
 from perception.geometry import make_transform, rotation_z
 from perception.types import Boxes3D, EgoPose, LidarSweep, SensorFrame
 
@@ -33,11 +34,11 @@ OFFICIAL_SCRIPT = Path(__file__).resolve().parent.parent / "tests" / "data" / \
     "official_waymo_points.py"
 
 
-def _beam_returns(geometry: waymo.LaserGeometry, rng: np.random.Generator) -> np.ndarray:
+def _beam_returns(geometry: LaserGeometry, rng: np.random.Generator) -> np.ndarray:
     """Returns of one laser against the ground (z = 0) and a round wall: (M, 3) vehicle xyz."""
     w = geometry.width
     incl = geometry.beam_inclinations_rad[::-1]
-    az = waymo.column_azimuths(w, geometry.T_vehicle_sensor)
+    az = column_azimuths(w, geometry.T_vehicle_sensor)
     d = np.stack(np.broadcast_arrays(np.cos(az)[None] * np.cos(incl)[:, None],
                                      np.sin(az)[None] * np.cos(incl)[:, None],
                                      np.sin(incl)[:, None]), axis=-1).reshape(-1, 3)
@@ -61,7 +62,7 @@ def waymo_sized_frame(index: int) -> SensorFrame:
     """A five-laser frame with ~170k returns on the beam directions, and 30 labelled boxes."""
     rng = np.random.default_rng(index)
     xyz, ids = [], []
-    for laser_id, geometry in waymo.default_laser_geometries().items():
+    for laser_id, geometry in waymo_writer.default_laser_geometries().items():
         pts = _beam_returns(geometry, rng)
         xyz.append(pts)
         ids.append(np.full(len(pts), laser_id, np.int8))
@@ -109,7 +110,7 @@ def _throughput(report: Report, frames: list[SensorFrame], work: Path, label: st
                 lasers: dict | None = None) -> tuple[Path, float]:
     path = work / f"{label}.tfrecord"
     t0 = time.process_time()
-    waymo.write_frames(path, frames, lasers=lasers)
+    waymo_writer.write_frames(path, frames, lasers=lasers)
     encode_s = (time.process_time() - t0) / len(frames)
     reader = waymo.WaymoReader(path)
     n = len(frames)
@@ -206,6 +207,6 @@ def _simulator_throughput(report: Report, work: Path) -> None:
         return
     sim = Simulator("waymo_like", seed=0)
     frames = [f for f in sim.frames(3)]
-    top = waymo.LaserGeometry("TOP", 1, sim.lidar.calibration.T_vehicle_sensor,
+    top = LaserGeometry("TOP", 1, sim.lidar.calibration.T_vehicle_sensor,
                               sim.lidar.inclination_rad, sim.lidar.cfg.azimuth_steps)
     _throughput(report, frames, work, "simulator", lasers={1: top})

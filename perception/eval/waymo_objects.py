@@ -1,12 +1,12 @@
-"""Reading and writing Waymo ``metrics_pb2.Objects`` files (ground truth, predictions, tracks).
+"""Waymo ``metrics_pb2.Objects`` files (ground truth, predictions, tracks) keyed by frame.
 
-An ``Objects`` file is one serialized protobuf message holding every object of every frame;
-objects are grouped into frames by ``(context_name, frame_timestamp_micros)``. Stamps become
-``FrameKey.stamp_ns = micros * 1000`` on reading and go back with ``// 1000`` on writing.
+The file format (building, atomic writing, parsing) is :mod:`perception.data.waymo_objects`;
+this module maps it to and from ``{FrameKey: boxes}``. Objects are grouped into frames by
+``(context_name, frame_timestamp_micros)``. Stamps become ``FrameKey.stamp_ns = micros * 1000``
+on reading and go back with ``// 1000`` on writing.
 
-Only the Waymo protos are needed (``waymo-open-dataset`` installed without TensorFlow), never
-TensorFlow. Object ids (strings in Waymo files) are kept for ground truth as unicode arrays and
-mapped to int64 for predictions in first-seen order (:attr:`PredictionSet.id_names` maps back).
+Object ids (strings in Waymo files) are kept for ground truth as unicode arrays and mapped to
+int64 for predictions in first-seen order (:attr:`PredictionSet.id_names` maps back).
 """
 
 from __future__ import annotations
@@ -17,19 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.waymo_objects import (
+    PredictionFrame,
+    read_objects,
+    write_ground_truth_objects,
+    write_objects,
+)
 from ..errors import DataError, PerceptionError
 from ..types import Boxes3D, Detections
 from .frames import FrameKey
 
 __all__ = ["GroundTruthSet", "PredictionSet", "read_ground_truth", "read_predictions",
-           "write_ground_truth", "write_predictions", "objects_from_bytes"]
+           "write_ground_truth", "write_predictions"]
 
 
 @dataclass(frozen=True, eq=False)
 class GroundTruthSet:
     """Ground truth of an Objects file: ``frames[key]`` is a :class:`Boxes3D` with labels,
-    string ``ids`` (None when some object has no id), ``num_points`` (``num_lidar_points_in_box``; 0 when unset, as the
-    official tool reads it) and ``difficulty`` (``detection_difficulty_level``)."""
+    string ``ids`` (None when some object has no id), ``num_points``
+    (``num_lidar_points_in_box``; 0 when unset, as the official tool reads it) and
+    ``difficulty`` (``detection_difficulty_level``)."""
 
     frames: dict[FrameKey, Boxes3D]
     tracking_difficulty: dict[FrameKey, np.ndarray]
@@ -52,38 +59,6 @@ class PredictionSet:
     id_names: tuple[str, ...]
 
 
-def _metrics_pb2():
-    try:
-        from waymo_open_dataset.protos import metrics_pb2
-    except ImportError as exc:
-        raise PerceptionError(
-            "reading Waymo Objects files needs the Waymo protos: "
-            "pip install --no-deps waymo-open-dataset-tf-2-12-0==1.6.7 protobuf "
-            f"({exc})") from None
-    return metrics_pb2
-
-
-def objects_from_bytes(data: bytes, source: str):
-    """Parse a serialized ``Objects`` message; DataError when it is not one."""
-    metrics_pb2 = _metrics_pb2()
-    objects = metrics_pb2.Objects()
-    try:
-        objects.ParseFromString(data)
-    except Exception as exc:  # protobuf raises DecodeError or RuntimeError by version
-        raise DataError(f"not a serialized waymo Objects message ({exc})", source=source) \
-            from None
-    return objects
-
-
-def _read(path: str | Path):
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    return objects_from_bytes(data, str(path))
-
-
 def _group(objects) -> dict[FrameKey, list[int]]:
     groups: dict[FrameKey, list[int]] = {}
     for i, o in enumerate(objects.objects):
@@ -100,7 +75,7 @@ def _box_array(objs) -> np.ndarray:
 
 def read_ground_truth(path: str | Path) -> GroundTruthSet:
     """Read ground truth. Raises DataError naming the file and frame on bad boxes/types."""
-    objects = _read(path)
+    objects = read_objects(path)
     frames: dict[FrameKey, Boxes3D] = {}
     tracking: dict[FrameKey, np.ndarray] = {}
     has_ids = all(o.object.id for o in objects.objects)
@@ -123,7 +98,7 @@ def read_ground_truth(path: str | Path) -> GroundTruthSet:
 
 def read_predictions(path: str | Path) -> PredictionSet:
     """Read predictions (and track ids when every object has one)."""
-    objects = _read(path)
+    objects = read_objects(path)
     frames: dict[FrameKey, Detections] = {}
     nlz: dict[FrameKey, np.ndarray] = {}
     ids: dict[FrameKey, np.ndarray] = {}
@@ -147,50 +122,17 @@ def read_predictions(path: str | Path) -> PredictionSet:
 
 def write_predictions(path: str | Path, frames: Mapping[FrameKey, Detections],
                       track_ids: Mapping[FrameKey, np.ndarray] | None = None) -> int:
-    """Write detections (optionally with track ids) as an Objects file, e.g. a leaderboard
-    submission body. Returns the number of objects written."""
-    metrics_pb2 = _metrics_pb2()
-    out = metrics_pb2.Objects()
-    for key in sorted(frames):
-        det = frames[key]
-        tid = None if track_ids is None else track_ids[key]
-        for i in range(len(det)):
-            o = out.objects.add()
-            _fill_box(o, det.boxes[i])
-            o.object.type = int(det.labels[i])
-            o.score = float(det.scores[i])
-            o.context_name = key.sequence_id
-            o.frame_timestamp_micros = key.stamp_ns // 1000
-            if tid is not None:
-                o.object.id = str(int(tid[i]))
-    Path(path).write_bytes(out.SerializeToString())
-    return len(out.objects)
+    """Write detections (optionally with track ids) as an Objects file, atomically, e.g. a
+    leaderboard submission body: frames in key order, each stamped with its key, speed when
+    the detections carry velocities. Returns the number of objects written."""
+    return write_objects(path, (PredictionFrame(key.sequence_id, frames[key],
+                                                None if track_ids is None else track_ids[key],
+                                                key.stamp_ns)
+                                for key in sorted(frames)))
 
 
 def write_ground_truth(path: str | Path, frames: Mapping[FrameKey, Boxes3D]) -> int:
-    """Write ground truth as an Objects file (ids, point counts and difficulty when set)."""
-    metrics_pb2 = _metrics_pb2()
-    out = metrics_pb2.Objects()
-    for key in sorted(frames):
-        boxes = frames[key]
-        for i in range(len(boxes)):
-            o = out.objects.add()
-            _fill_box(o, boxes.boxes[i])
-            o.object.type = int(boxes.labels[i])
-            if boxes.ids is not None:
-                o.object.id = str(boxes.ids[i])
-            if boxes.num_points is not None:
-                o.object.num_lidar_points_in_box = int(boxes.num_points[i])
-            if boxes.difficulty[i]:
-                o.object.detection_difficulty_level = int(boxes.difficulty[i])
-            o.context_name = key.sequence_id
-            o.frame_timestamp_micros = key.stamp_ns // 1000
-    Path(path).write_bytes(out.SerializeToString())
-    return len(out.objects)
-
-
-def _fill_box(o, box: np.ndarray) -> None:
-    b = o.object.box
-    b.center_x, b.center_y, b.center_z = float(box[0]), float(box[1]), float(box[2])
-    b.length, b.width, b.height = float(box[3]), float(box[4]), float(box[5])
-    b.heading = float(box[6])
+    """Write ground truth as an Objects file, atomically (ids, point counts and difficulty
+    when set). Returns the number of objects written."""
+    return write_ground_truth_objects(path, ((key.sequence_id, key.stamp_ns, frames[key])
+                                             for key in sorted(frames)))

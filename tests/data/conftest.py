@@ -14,6 +14,13 @@ import pytest
 from waymo_open_dataset import dataset_pb2
 
 from perception.data import waymo
+from perception.data.waymo_matrix import compress_matrix, encode_zero_matrix_int32
+from perception.data.waymo_range_image import (
+    column_azimuths,
+    rotation_from_rpy,
+    rpy_from_rotation,
+)
+from perception.data.waymo_writer import default_laser_geometries
 from perception.geometry import make_transform, rotation_z
 from perception.types import (
     Boxes3D,
@@ -32,13 +39,13 @@ SYNTH_LASERS = ((1, 64, 400, True), (2, 40, 60, False), (3, 40, 60, False),
 
 
 def _frame_pose(rng: np.random.Generator) -> np.ndarray:
-    R = waymo.rotation_from_rpy(np.array([[0.02, -0.01, rng.uniform(-np.pi, np.pi)]]))[0]
+    R = rotation_from_rpy(np.array([[0.02, -0.01, rng.uniform(-np.pi, np.pi)]]))[0]
     return make_transform(R, [rng.uniform(-100, 100), rng.uniform(-100, 100), 10.0])
 
 
 def _extrinsic(laser_id: int, rng: np.random.Generator) -> np.ndarray:
     yaw = {1: 0.0148, 2: 0.0, 3: np.pi / 2, 4: -np.pi / 2, 5: np.pi}[laser_id]
-    R = waymo.rotation_from_rpy(np.array([[rng.normal(0, 0.01), rng.normal(0, 0.01), yaw]]))[0]
+    R = rotation_from_rpy(np.array([[rng.normal(0, 0.01), rng.normal(0, 0.01), yaw]]))[0]
     return make_transform(R, rng.uniform([-1, -1, 0.5], [4, 1, 2.2]))
 
 
@@ -53,9 +60,9 @@ def _range_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _add_return(ri, image: np.ndarray) -> None:
-    ri.range_image_compressed = waymo.compress_matrix(image)
+    ri.range_image_compressed = compress_matrix(image)
     ri.camera_projection_compressed = zlib.compress(
-        waymo.encode_zero_matrix_int32(image.shape[:2] + (6,)))
+        encode_zero_matrix_int32(image.shape[:2] + (6,)))
 
 
 def make_lidar_frame(seed: int = 0, stamp_us: int = 1_600_000_000_000_000):
@@ -83,7 +90,7 @@ def make_lidar_frame(seed: int = 0, stamp_us: int = 1_600_000_000_000_000):
         _add_return(laser.ri_return2, _range_image(rng, h, w))
         if laser_id == 1:
             pixel_pose = np.empty((h, w, 6), np.float32)
-            base_rpy = waymo.rpy_from_rotation(pose[:3, :3])
+            base_rpy = rpy_from_rotation(pose[:3, :3])
             # Motion along the sweep: up to ~1.5 m and 0.05 rad between first and last column.
             frac = np.linspace(0.0, 1.0, w)[None, :, None]
             pixel_pose[..., :3] = base_rpy + frac * np.array([0.002, -0.003, 0.05])
@@ -94,7 +101,7 @@ def make_lidar_frame(seed: int = 0, stamp_us: int = 1_600_000_000_000_000):
                 rows = np.linspace(0.0, 1.0, h)[:, None, None]
                 pixel_pose[..., 2:3] += rows * 0.004
                 pixel_pose[..., 3:4] += rows * 0.1
-            laser.ri_return1.range_image_pose_compressed = waymo.compress_matrix(pixel_pose)
+            laser.ri_return1.range_image_pose_compressed = compress_matrix(pixel_pose)
     return frame
 
 
@@ -112,7 +119,7 @@ def sim_like_frame(seed: int = 0, index: int = 0) -> SensorFrame:
     exact up to float32; ``jitter_rad`` in the test perturbs them to test quantization bounds.
     """
     rng = np.random.default_rng(seed)
-    lasers = waymo.default_laser_geometries()
+    lasers = default_laser_geometries()
     xyz, feats, ids = [], [], []
     for laser_id, geometry in lasers.items():
         h, w = geometry.height, geometry.width
@@ -120,7 +127,7 @@ def sim_like_frame(seed: int = 0, index: int = 0) -> SensorFrame:
                                  indexing="ij")
         rows, cols = rows.ravel(), cols.ravel()
         incl = geometry.beam_inclinations_rad[::-1][rows]
-        az = waymo.column_azimuths(w, geometry.T_vehicle_sensor)[cols]
+        az = column_azimuths(w, geometry.T_vehicle_sensor)[cols]
         d_sensor = np.stack([np.cos(az) * np.cos(incl), np.sin(az) * np.cos(incl),
                              np.sin(incl)], axis=1)
         E = geometry.T_vehicle_sensor

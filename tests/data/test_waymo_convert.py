@@ -12,7 +12,7 @@ import torch
 from waymo_open_dataset import dataset_pb2
 
 from perception.cli import main as cli_main
-from perception.data import waymo
+from perception.data import waymo, waymo_writer
 from perception.data.datasets import WaymoConvertedDataset, WaymoTFRecordDataset
 from perception.data.tfrecord import TFRecordFile, write_records
 from perception.data.waymo_convert import (
@@ -29,8 +29,8 @@ PVPS = "waymo-open-dataset/src/waymo_open_dataset/utils/testdata/pvps_data_one_f
 @pytest.fixture(scope="module")
 def source_dir(tmp_path_factory, sim_frames):
     src = tmp_path_factory.mktemp("src")
-    waymo.write_frames(src / "seg_a.tfrecord", sim_frames)
-    waymo.write_frames(src / "seg_b.tfrecord", sim_frames[:2])
+    waymo_writer.write_frames(src / "seg_a.tfrecord", sim_frames)
+    waymo_writer.write_frames(src / "seg_b.tfrecord", sim_frames[:2])
     return src
 
 
@@ -98,7 +98,7 @@ def test_real_frame_converts_with_cameras(tmp_path, shared_data):
 def test_bad_frames_are_skipped_and_reported(tmp_path, sim_frames, lidar_frame_proto):
     src = tmp_path / "src"
     src.mkdir()
-    good = [waymo.sensor_frame_to_proto(f).SerializeToString() for f in sim_frames]
+    good = [waymo_writer.sensor_frame_to_proto(f).SerializeToString() for f in sim_frames]
     broken = dataset_pb2.Frame()
     broken.CopyFrom(lidar_frame_proto)
     broken.lasers[1].ri_return1.range_image_compressed = b"not zlib at all"
