@@ -9,7 +9,7 @@ import pytest
 
 from perception.config import load_yaml_with_base, merge
 from perception.data.sim import SimConfig, Simulator, preset_path, sim_config_from_dict
-from perception.data.sim.scenario import Actor, ActorKind
+from perception.data.sim.actors import Actor, ActorKind
 from perception.data.sim.paths import fillet_polyline
 
 EMPTY_WORLD = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from perception.data.sim import Simulator
-from perception.data.sim.scenario import ActorKind
+from perception.data.sim.actors import ActorKind
 from perception.geometry import project_points
 from perception.types import CameraConvention
 

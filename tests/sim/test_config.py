@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from perception.data.sim import (
-    LidarConfig,
     RigConfig,
     SimConfig,
+    SimLidarConfig,
     Simulator,
     load_sim_config,
     preset_path,
@@ -51,7 +51,7 @@ def test_unknown_preset_lists_the_known_ones():
 
 
 def test_config_objects_built_in_code_are_checked_too():
-    bad = SimConfig(rig=RigConfig(lidar=LidarConfig(num_beams=0)))
+    bad = SimConfig(rig=RigConfig(lidar=SimLidarConfig(num_beams=0)))
     with pytest.raises(ConfigError, match="rig.lidar.num_beams"):
         Simulator(bad, seed=0)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from perception.data.sim import Simulator
+from perception.data.sim.actors import ActorKind
 from perception.data.sim.lidar import LIDAR_COLUMNS, beam_inclinations_rad
-from perception.data.sim.scenario import ActorKind
 from perception.geometry import points_to_box_frame
 
 from .conftest import EMPTY_WORLD, NOISELESS_LIDAR, tiny_config, with_static_actor

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from perception.data.sim import Simulator
-from perception.data.sim.scenario import ActorKind, make_scenario
+from perception.data.sim.actors import ActorKind
+from perception.data.sim.scenario import make_scenario
 from perception.data.sim.world import Material, surface_material
 from perception.types import ObjectClass
 

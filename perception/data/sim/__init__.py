@@ -9,17 +9,17 @@ docs/simulator.md.
 from .messages import EGO_POSE_SENSOR_NAME, MessageKind, StreamMessage
 from .presets import PRESET_FILES, load_sim_config, preset_path, sim_config_from_dict
 from .settings import (
-    CameraConfig,
-    LidarConfig,
-    RadarConfig,
     RigConfig,
     ScenarioConfig,
+    SimCameraConfig,
     SimConfig,
+    SimLidarConfig,
+    SimRadarConfig,
 )
 from .simulator import Simulator
 
 __all__ = [
     "Simulator", "StreamMessage", "MessageKind", "EGO_POSE_SENSOR_NAME", "SimConfig",
-    "ScenarioConfig", "RigConfig", "LidarConfig", "CameraConfig", "RadarConfig",
+    "ScenarioConfig", "RigConfig", "SimLidarConfig", "SimCameraConfig", "SimRadarConfig",
     "PRESET_FILES", "preset_path", "load_sim_config", "sim_config_from_dict",
 ]

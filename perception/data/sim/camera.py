@@ -21,7 +21,7 @@ import numpy as np
 from ...geometry import R_OPTICAL_FROM_WAYMO, make_transform, rotation_z
 from ...types import Calibration, CameraConvention, CameraImage
 from .scenario import EgoMotion
-from .settings import CameraConfig
+from .settings import SimCameraConfig
 from .world import WorldSnapshot
 
 SUN_DIRECTION = (np.array([0.45, 0.3, 0.84]) / np.linalg.norm([0.45, 0.3, 0.84])).astype(np.float32)
@@ -45,7 +45,7 @@ class CameraRender:
     depth_m: np.ndarray
 
 
-def camera_calibration(cfg: CameraConfig) -> Calibration:
+def camera_calibration(cfg: SimCameraConfig) -> Calibration:
     """Calibration of a configured camera (OPTICAL convention, zero distortion)."""
     fx = 0.5 * cfg.width / np.tan(0.5 * np.deg2rad(cfg.hfov_deg))
     K = np.array([[fx, 0.0, 0.5 * cfg.width], [0.0, fx, 0.5 * cfg.height], [0.0, 0.0, 1.0]])
@@ -62,7 +62,7 @@ def camera_calibration(cfg: CameraConfig) -> Calibration:
 class CameraModel:
     """Precomputed pixel rays of one camera."""
 
-    def __init__(self, cfg: CameraConfig):
+    def __init__(self, cfg: SimCameraConfig):
         self.cfg = cfg
         self.calibration = camera_calibration(cfg)
         K = self.calibration.K

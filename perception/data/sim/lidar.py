@@ -22,13 +22,13 @@ import numpy as np
 from ...geometry import make_transform
 from ...types import Calibration, LidarSweep
 from .scenario import EgoMotion
-from .settings import LidarConfig
+from .settings import SimLidarConfig
 from .world import WorldSnapshot
 
 LIDAR_COLUMNS = ("x", "y", "z", "intensity", "time_offset_s")
 
 
-def beam_inclinations_rad(cfg: LidarConfig) -> np.ndarray:
+def beam_inclinations_rad(cfg: SimLidarConfig) -> np.ndarray:
     """(B,) float64 beam inclinations, ascending.
 
     ``"waymo"`` spacing packs beams densely near the horizon and sparsely downwards (like the
@@ -64,7 +64,7 @@ class LidarScanResult:
 class LidarModel:
     """Precomputed beam pattern of one lidar."""
 
-    def __init__(self, cfg: LidarConfig):
+    def __init__(self, cfg: SimLidarConfig):
         self.cfg = cfg
         self.period_s = 1.0 / cfg.rate_hz
         self.inclination_rad = beam_inclinations_rad(cfg)

@@ -25,8 +25,9 @@ import numpy as np
 
 from ...geometry import make_transform, rotation_z
 from ...types import Calibration, RadarScan
-from .scenario import ActorKind, EgoMotion, Scenario
-from .settings import RadarConfig
+from .actors import ActorKind
+from .scenario import EgoMotion, Scenario
+from .settings import SimRadarConfig
 from .world import NO_OBJECT, STATIC_MATERIALS, WorldSnapshot
 
 RADAR_COLUMNS = ("x", "y", "z", "doppler_mps", "doppler_compensated_mps", "rcs_dbsm",
@@ -54,7 +55,7 @@ class _Detections:
 
 
 class RadarModel:
-    def __init__(self, cfg: RadarConfig):
+    def __init__(self, cfg: SimRadarConfig):
         self.cfg = cfg
         T = make_transform(rotation_z(np.deg2rad(cfg.yaw_deg)),
                            np.asarray(cfg.mount_xyz_m, np.float64))

@@ -1,6 +1,7 @@
 """Typed configuration of the simulator: scenario (layout, actors, ego route) and sensor rig.
 
-These dataclasses are the schema of the YAML files in ``configs/sim/``. Field metadata carries
+These dataclasses are the schema of the YAML files in ``configs/sim/``; the layout section,
+:class:`~.layout.LayoutConfig`, lives with the road geometry it describes. Field metadata carries
 the range constraints (``ge``, ``gt``, ``le``, ``choices``) that the YAML loader checks; the
 cross-field rules (an impossible layout, a minimum range above the maximum) are checked by
 :func:`check_sim_config`, which raises :class:`~perception.errors.ConfigError` naming the key.
@@ -12,29 +13,21 @@ on the ground below the vehicle centre).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ...errors import ConfigError
+from .layout import (
+    VEHICLE_SLOT_M,
+    LayoutConfig,
+    RoadGeometry,
+    moving_actor_capacity,
+    parking_capacity,
+    road_geometry,
+)
 
 EGO_ROUTES = ("straight", "left", "right")
 BEAM_SPACINGS = ("uniform", "waymo")
-
-
-@dataclass(frozen=True)
-class LayoutConfig:
-    """Road network: a 4-way intersection at the world origin plus a curve at the east end.
-
-    The east-west road runs from ``x = -arm_length_m`` to ``x = +arm_length_m`` and continues
-    into a 90-degree left curve of centre-line radius ``curve_radius_m``; the north-south road
-    runs from ``y = -arm_length_m`` to ``y = +arm_length_m``.
-    """
-
-    arm_length_m: float = field(default=120.0, metadata={"gt": 0})
-    lanes_per_direction: int = field(default=1, metadata={"ge": 1, "le": 3})
-    lane_width_m: float = field(default=3.5, metadata={"gt": 0})
-    parking_lane_width_m: float = field(default=2.5, metadata={"ge": 0})
-    sidewalk_width_m: float = field(default=3.0, metadata={"gt": 0})
-    curve_radius_m: float = field(default=40.0, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,7 @@ class ScenarioConfig:
 
 
 @dataclass(frozen=True)
-class LidarConfig:
+class SimLidarConfig:
     """A spinning lidar. The sweep turns clockwise seen from above, starting behind the
     vehicle; a column's time offset is 0 when it points along the mount's +x."""
 
@@ -106,7 +99,7 @@ class LidarConfig:
 
 
 @dataclass(frozen=True)
-class CameraConfig:
+class SimCameraConfig:
     """A pinhole camera, rendered by ray casting (zero distortion)."""
 
     name: str = field(default="FRONT", metadata={"min_len": 1})
@@ -121,7 +114,7 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
-class RadarConfig:
+class SimRadarConfig:
     """A radar: detections sampled from ray-cast surfaces, plus clutter and false alarms."""
 
     name: str = field(default="RADAR_FRONT", metadata={"min_len": 1})
@@ -146,9 +139,9 @@ class RadarConfig:
 
 @dataclass(frozen=True)
 class RigConfig:
-    lidar: LidarConfig = field(default_factory=LidarConfig)
-    cameras: list[CameraConfig] = field(default_factory=list)
-    radars: list[RadarConfig] = field(default_factory=list)
+    lidar: SimLidarConfig = field(default_factory=SimLidarConfig)
+    cameras: list[SimCameraConfig] = field(default_factory=list)
+    radars: list[SimRadarConfig] = field(default_factory=list)
     ego_pose_rate_hz: float = field(default=50.0, metadata={"gt": 0})
 
 
@@ -178,8 +171,6 @@ def _fail(source: str, key: str, message: str) -> None:
 
 def _check_ranges(cfg: SimConfig, source: str) -> None:
     """Re-check the metadata constraints, so a config built in code is held to the same rules."""
-    import dataclasses
-
     def walk(obj: object, prefix: str) -> None:
         for f in dataclasses.fields(obj):  # type: ignore[arg-type]
             value = getattr(obj, f.name)
@@ -209,8 +200,8 @@ def _check_ranges(cfg: SimConfig, source: str) -> None:
 
 def _check_layout(sc: ScenarioConfig, source: str) -> None:
     lay = sc.layout
-    half_road_m = lay.lanes_per_direction * lay.lane_width_m + lay.parking_lane_width_m
-    corner_m = half_road_m + lay.sidewalk_width_m
+    road = road_geometry(lay)
+    half_road_m, corner_m = road.half_width_m, road.corner_m
     if lay.arm_length_m < 2.0 * corner_m + 20.0:
         _fail(source, "scenario.layout.arm_length_m",
               f"{lay.arm_length_m} m is too short for a road of half-width {half_road_m} m and "
@@ -228,19 +219,17 @@ def _check_layout(sc: ScenarioConfig, source: str) -> None:
         _fail(source, "scenario.ego.start_distance_m",
               f"{sc.ego.start_distance_m} m puts the ego off the road (the west arm is "
               f"{lay.arm_length_m - corner_m} m long)")
-    _check_actor_capacity(sc, source)
+    _check_actor_capacity(sc, road, source)
 
 
-def _check_actor_capacity(sc: ScenarioConfig, source: str) -> None:
-    from .scenario import VEHICLE_SLOT_M, moving_actor_capacity, parking_capacity
-
+def _check_actor_capacity(sc: ScenarioConfig, road: RoadGeometry, source: str) -> None:
     moving = sc.actors.num_vehicles + sc.actors.num_cyclists
-    capacity = moving_actor_capacity(sc)
+    capacity = moving_actor_capacity(road, sc.ego.start_distance_m)
     if moving > capacity:
         _fail(source, "scenario.actors.num_vehicles",
               f"{sc.actors.num_vehicles} vehicles and {sc.actors.num_cyclists} cyclists do not "
               f"fit: the lanes hold at most {capacity} with {VEHICLE_SLOT_M} m spacing")
-    parking = parking_capacity(sc)
+    parking = parking_capacity(road)
     if sc.actors.num_parked_cars > parking:
         _fail(source, "scenario.actors.num_parked_cars",
               f"{sc.actors.num_parked_cars} parked cars do not fit: {parking} parking slots "

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...geometry import count_points_in_boxes, invert_transform
 from ...types import (
+    LEVEL_2_MAX_POINTS,
     Boxes3D,
     CameraImage,
     Difficulty,
@@ -29,7 +30,6 @@ from ...types import (
     SensorFrame,
     wrap_heading,
 )
-from ...types import LEVEL_2_MAX_POINTS
 from .camera import CameraModel, CameraRender
 from .lidar import LidarModel, LidarScanResult
 from .messages import EGO_POSE_SENSOR_NAME, MessageKind, StreamMessage
@@ -191,6 +191,22 @@ class Simulator:
         """Yield ``n`` synchronised frames with ground-truth boxes, at the lidar rate."""
         for index in range(int(n)):
             yield self.frame(index)
+
+    def frame_messages(self, frame: SensorFrame) -> list[StreamMessage]:
+        """The messages a live rig delivers for ``frame`` (a frame of this simulator): its
+        lidar sweep, camera images and radar scans, each at its own stamp, plus an ego pose
+        at every one of those stamps, in stamp order (ties as in :meth:`stream`). Feeding
+        them to a sensor sync rebuilds the frame, without rendering the sensor ticks no frame
+        uses."""
+        items = [(frame.lidar.stamp_ns, 0, frame.lidar.sensor_name, frame.lidar)]
+        items += [(c.stamp_ns, 1, name, c) for name, c in frame.cameras.items()]
+        items += [(r.stamp_ns, 2, name, r) for name, r in frame.radars.items()]
+        stamps = sorted({stamp for stamp, *_ in items})
+        items += [(stamp, 3, EGO_POSE_SENSOR_NAME, self.ego_pose(stamp)) for stamp in stamps]
+        kinds = (MessageKind.LIDAR, MessageKind.CAMERA, MessageKind.RADAR, MessageKind.EGO_POSE)
+        items.sort(key=lambda item: item[:3])
+        return [StreamMessage(kinds[kind], name, stamp, payload)
+                for stamp, kind, name, payload in items]
 
     def stream(self, duration_s: float) -> Iterator[StreamMessage]:
         """Yield every sensor message stamped in ``[start, start + duration_s)``, in stamp order

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
-from .scenario import ROUTE_TAIL_M, ActorKind, ActorStates, RoadGeometry, Scenario
+from .actors import ActorKind
+from .layout import ROUTE_TAIL_M, RoadGeometry
+from .scenario import ActorStates, Scenario
 
 NO_OBJECT = -1
 """Object id of hits on static structure and of misses."""
