@@ -11,8 +11,6 @@
 // memory sequentially and is about twice as fast as the gather on a memory-bound CPU
 // (docs/ops.md). The sums are the interval sums, independent of the thread count. The CUDA
 // kernels sum the intervals directly.
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +21,7 @@
 #endif
 
 #include "ops.h"
+#include "parallel.h"
 
 namespace perception {
 
@@ -76,7 +75,7 @@ std::vector<at::Tensor> bev_pool_plan_cpu(const at::Tensor& geometry, int64_t ba
   TORCH_CHECK(batch > 0 && depth > 0 && height > 0 && width > 0, "grid must be positive");
   const int64_t N = geometry.size(0);
   const int64_t cells = batch * depth * height * width;
-  const int T = N < 32768 ? 1 : op_threads();
+  const int T = threads_for(N, kMinPlanPointsParallel);
   std::vector<int64_t> ranks(static_cast<size_t>(N));
   if (geometry.scalar_type() == at::kInt) {
     compute_ranks(geometry.data_ptr<int32_t>(), N, batch, depth, height, width, ranks.data(), T);
@@ -313,7 +312,7 @@ at::Tensor bev_pool_forward_cpu(const at::Tensor& features, const at::Tensor& or
   const int64_t N = features.size(0), C = features.size(1), I = starts.size(0);
   const int64_t cells_b = depth * height * width, total = batch * cells_b;
   at::Tensor out = at::empty({batch, C, depth, height, width}, features.options());
-  const int T = N * C < 65536 ? 1 : op_threads();
+  const int T = threads_for(N * C, kMinElementsParallel);
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "bev_pool_forward_cpu", [&] {
     bev_forward_impl<scalar_t>(features.data_ptr<scalar_t>(), N, C,
                                point_rank.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(),
@@ -335,7 +334,7 @@ at::Tensor bev_pool_backward_cpu(const at::Tensor& grad_out, const at::Tensor& o
   // (B, C, cells) -> (B * cells, C): one contiguous row per cell.
   at::Tensor g_last = grad_out.reshape({grad_out.size(0), C, -1}).transpose(1, 2).contiguous();
   at::Tensor grad = empty_large({num_points, C}, grad_out.options());
-  const int T = num_points * C < 65536 ? 1 : op_threads();
+  const int T = threads_for(num_points * C, kMinElementsParallel);
   AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "bev_pool_backward_cpu", [&] {
     bev_backward_impl<scalar_t>(g_last.data_ptr<scalar_t>(), num_points, C,
                                 point_rank.data_ptr<int64_t>(), grad.data_ptr<scalar_t>(), T);

@@ -1,12 +1,11 @@
 // Rotated BEV / 3D IoU and NMS (rotated BEV, class-aware; circle NMS) on the CPU.
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 #include "box_geometry.h"
 #include "ops.h"
+#include "parallel.h"
 
 namespace perception {
 
@@ -20,9 +19,7 @@ void iou_impl(const T* a, int64_t N, const T* b, int64_t M, int64_t mode, T* out
     rb[j] = 0.5 * std::hypot(double(bj[3]), double(bj[4]));
     sb[j] = double(bj[3]) * double(bj[4]) * (mode == 1 ? double(bj[5]) : 1.0);
   }
-  // Small matrices (one frame's boxes) run on the calling thread: waking a second thread costs
-  // more than the work, and on a busy machine it can wait a whole scheduler slice.
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 8) if (N * M > 65536)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 8)
   for (int64_t i = 0; i < N; ++i) {
     const T* ai = a + 7 * i;
     const double ax = ai[0], ay = ai[1], az = ai[2], ah = ai[5];
@@ -74,7 +71,7 @@ at::Tensor greedy_nms(const std::vector<int64_t>& order, const int64_t* labels,
     if (removed[p]) continue;
     keep.push_back(order[p]);
     const int64_t lp = labels ? labels[order[p]] : 0;
-#pragma omp parallel for num_threads(nt) if (n - p > 4096) schedule(static)
+#pragma omp parallel for num_threads(nt) if (n - p > kMaxSerialNmsCandidates) schedule(static)
     for (int64_t q = p + 1; q < n; ++q) {
       if (removed[q]) continue;
       if (labels && labels[order[q]] != lp) continue;
@@ -107,7 +104,8 @@ at::Tensor boxes_iou_cpu(const at::Tensor& a, const at::Tensor& b, int64_t mode)
   TORCH_CHECK(mode == 0 || mode == 1, "mode must be 0 (BEV) or 1 (3D)");
   const int64_t N = a.size(0), M = b.size(0);
   at::Tensor out = at::empty({N, M}, a.options());
-  const int nt = N * M < 4096 ? 1 : op_threads();
+  // Small matrices (one frame's boxes) run on the calling thread (parallel.h).
+  const int nt = N * M > kMaxSerialIouPairs ? op_threads() : 1;
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "boxes_iou_cpu", [&] {
     iou_impl<scalar_t>(a.data_ptr<scalar_t>(), N, b.data_ptr<scalar_t>(), M, mode,
                        out.data_ptr<scalar_t>(), nt);

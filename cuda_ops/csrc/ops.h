@@ -10,23 +10,16 @@
 #include <tuple>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace perception {
 
-// Threads for an OpenMP region: torch's setting (torch.set_num_threads), so that results can be
-// checked for independence of the thread count from Python.
-int op_threads();
-
-// ---- voxelization (voxelize.cpp) --------------------------------------------------------------
+// ---- shared by the CPU ops and the CUDA wrappers (common.cpp) -----------------------------------
 // The voxel grid of voxel_size, range_lo (3,) x y z and grid (3,) x y z, checked (sizes > 0,
-// grid within int32); shared by the CPU ops and the CUDA wrappers.
+// grid within int32).
 VoxelGridSpec make_voxel_grid_spec(const std::vector<double>& voxel_size,
                                    const std::vector<double>& lo,
                                    const std::vector<int64_t>& grid);
 
+// ---- voxelization (voxelize.cpp) --------------------------------------------------------------
 // points (N, C) float32 contiguous; voxel_size, range_lo (3,) x y z; grid (3,) x y z.
 // Returns voxels (M, P, C), coords (M, 3) int32 (z, y, x), num_points (M,) int32.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> hard_voxelize_cpu(
@@ -37,6 +30,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> hard_voxelize_cpu(
 at::Tensor dynamic_voxelize_cpu(const at::Tensor& points, std::vector<double> voxel_size,
                                 std::vector<double> range_lo, std::vector<int64_t> grid);
 
+// ---- per-voxel reductions (scatter.cpp) -----------------------------------------------------
 // reduce: 0 sum, 1 mean, 2 max. features (N, C) float32/float64, coords (N, D) int32/int64.
 // Returns (out (M, C), voxel_coords (M, D) same dtype as coords, inverse (N,) int64 (-1 for
 // rows with a negative coordinate), counts (M,) int64, argmax (M, C) int64 (max only, else

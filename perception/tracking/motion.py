@@ -10,9 +10,15 @@ measurement:
 
 So ``S = 9`` for both and the measurement matrix ``H`` is ``[I_7 | 0]``. Shapes: ``x`` (T, 9),
 ``P`` (T, 9, 9); ``labels`` (T,) int32 :class:`~perception.types.ObjectClass` values.
+
+Both derive from :class:`KalmanMotionModel`, which holds the shared state set-up and prediction
+step; a model states its motion (initial velocity entries, transition, process noise) and how
+it reads velocities.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -112,19 +118,19 @@ def kalman_update_with_velocity(x: np.ndarray, P: np.ndarray, z: np.ndarray, R: 
     return x, P
 
 
-def _common_process_noise(config: MotionConfig, dt_s: float, n: int) -> np.ndarray:
-    """(n, 9, 9) process noise of z and the sizes (random walks); the rest is model-specific."""
-    Q = np.zeros((n, STATE_DIM, STATE_DIM))
-    Q[:, Z, Z] = (config.z_rate_std_mps * dt_s) ** 2
-    for i in (LENGTH, WIDTH, HEIGHT):
-        Q[:, i, i] = (config.size_rate_std_mps * dt_s) ** 2
-    return Q
+class KalmanMotionModel(ABC):
+    """What the CV and CTRV models share: the state layout, the initial covariance, the
+    prediction step and the noise of z and the sizes.
 
+    The box part of a new state is the detection with the measurement noise as covariance; z and
+    the sizes are random walks in every model. A model says only what differs:
+    :meth:`initial_motion` (entries 7 and 8 of a new state and their variances),
+    :meth:`transition` (the predicted state and the Jacobian ``F`` of the motion) and
+    :meth:`process_noise` (its own part of ``Q``), plus how it reads velocities and turns a
+    track round.
+    """
 
-class ConstantVelocity:
-    """Linear constant-velocity model; the heading is a slow random walk."""
-
-    name = "cv"
+    name: str
 
     def __init__(self, motion: MotionConfig, measurement: MeasurementConfig):
         self.motion = motion
@@ -138,35 +144,100 @@ class ConstantVelocity:
         x[:, :MEAS_DIM] = boxes
         P = np.zeros((n, STATE_DIM, STATE_DIM))
         P[:, :MEAS_DIM, :MEAS_DIM] = measurement_noise(self.measurement)
-        if velocities is not None:
-            x[:, V0:V1 + 1] = velocities
-            var_v = np.full(n, self.measurement.velocity_std_mps ** 2)
-        else:
-            var_v = per_label(self.motion.init_velocity_std_mps, labels) ** 2
-        P[:, V0, V0] = var_v
-        P[:, V1, V1] = var_v
+        x[:, V0:V1 + 1], var = self.initial_motion(boxes, labels, velocities)
+        P[:, V0, V0] = var[:, 0]
+        P[:, V1, V1] = var[:, 1]
         return x, P
 
     def predict(self, x: np.ndarray, P: np.ndarray, labels: np.ndarray, dt_s: float
                 ) -> tuple[np.ndarray, np.ndarray]:
+        """States and covariances ``dt_s`` seconds later: ``F P F^T + Q``."""
         if x.shape[0] == 0 or dt_s == 0.0:
             return x, P
+        x_pred, F = self.transition(x, dt_s)
+        Q = self._random_walk_noise(dt_s, x.shape[0]) + self.process_noise(x, labels, dt_s)
+        P = F @ P @ np.swapaxes(F, -1, -2) + Q
+        return x_pred, P
+
+    def _random_walk_noise(self, dt_s: float, n: int) -> np.ndarray:
+        """(n, 9, 9) process noise of z and the sizes, zero elsewhere."""
+        Q = np.zeros((n, STATE_DIM, STATE_DIM))
+        Q[:, Z, Z] = (self.motion.z_rate_std_mps * dt_s) ** 2
+        for i in (LENGTH, WIDTH, HEIGHT):
+            Q[:, i, i] = (self.motion.size_rate_std_mps * dt_s) ** 2
+        return Q
+
+    def flip_heading(self, x: np.ndarray, P: np.ndarray, mask: np.ndarray) -> None:
+        """Turn the heading of the masked tracks by pi (in place). The rest of the state is
+        unchanged, as the CV velocity is over ground; CTRV also negates its speed."""
+        x[mask, HEADING] = wrap_heading(x[mask, HEADING] + np.pi)
+
+    def frame_jacobian(self, yaw: float) -> np.ndarray:
+        """(9, 9) Jacobian of the state under a frame rotation by ``yaw`` (for covariances)."""
+        J = np.eye(STATE_DIM)
+        c, s = np.cos(yaw), np.sin(yaw)
+        J[X:Y + 1, X:Y + 1] = np.array([[c, -s], [s, c]])
+        return J
+
+    # ---- what each model states --------------------------------------------------------
+    @abstractmethod
+    def initial_motion(self, boxes: np.ndarray, labels: np.ndarray,
+                       velocities: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Entries 7 and 8 of new states (N, 2) and their variances (N, 2)."""
+
+    @abstractmethod
+    def transition(self, x: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted states (T, 9), a new array, and the Jacobian ``F`` of the motion,
+        (9, 9) or (T, 9, 9)."""
+
+    @abstractmethod
+    def process_noise(self, x: np.ndarray, labels: np.ndarray, dt_s: float) -> np.ndarray:
+        """(T, 9, 9) process noise of the motion at the prior states ``x``; z and the sizes are
+        added by :meth:`predict`."""
+
+    @abstractmethod
+    def velocities(self, x: np.ndarray) -> np.ndarray:
+        """(T, 2) over-ground velocity in the state's frame."""
+
+    @abstractmethod
+    def velocity_measurement(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted velocity (T, 2) and its Jacobian (T, 2, 9)."""
+
+
+class ConstantVelocity(KalmanMotionModel):
+    """Linear constant-velocity model; the heading is a slow random walk."""
+
+    name = "cv"
+
+    def initial_motion(self, boxes: np.ndarray, labels: np.ndarray,
+                       velocities: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        n = boxes.shape[0]
+        if velocities is not None:
+            v = velocities
+            var_v = np.full(n, self.measurement.velocity_std_mps ** 2)
+        else:
+            v = np.zeros((n, 2))
+            var_v = per_label(self.motion.init_velocity_std_mps, labels) ** 2
+        return v, np.stack([var_v, var_v], axis=1)
+
+    def transition(self, x: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
         F = np.eye(STATE_DIM)
         F[X, V0] = dt_s
         F[Y, V1] = dt_s
-        x = x @ F.T
-        Q = _common_process_noise(self.motion, dt_s, x.shape[0])
+        return x @ F.T, F
+
+    def process_noise(self, x: np.ndarray, labels: np.ndarray, dt_s: float) -> np.ndarray:
+        """White acceleration per class on x and y; the heading a random walk."""
+        Q = np.zeros((x.shape[0], STATE_DIM, STATE_DIM))
         q = per_label(self.motion.accel_std_mps2, labels) ** 2
         for pos, vel in ((X, V0), (Y, V1)):
             Q[:, pos, pos] = q * dt_s ** 4 / 4.0
             Q[:, pos, vel] = Q[:, vel, pos] = q * dt_s ** 3 / 2.0
             Q[:, vel, vel] = q * dt_s ** 2
         Q[:, HEADING, HEADING] = (self.motion.heading_rate_std_radps * dt_s) ** 2
-        P = F @ P @ F.T + Q
-        return x, P
+        return Q
 
     def velocities(self, x: np.ndarray) -> np.ndarray:
-        """(T, 2) over-ground velocity in the state's frame."""
         return x[:, V0:V1 + 1].copy()
 
     def velocity_measurement(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,51 +247,35 @@ class ConstantVelocity:
         H[:, 1, V1] = 1.0
         return self.velocities(x), H
 
-    def flip_heading(self, x: np.ndarray, P: np.ndarray, mask: np.ndarray) -> None:
-        """Turn the heading of the masked tracks by pi (in place); the velocity is unchanged."""
-        x[mask, HEADING] = wrap_heading(x[mask, HEADING] + np.pi)
-
     def frame_jacobian(self, yaw: float) -> np.ndarray:
-        """(9, 9) Jacobian of the state under a frame rotation by ``yaw`` (for covariances)."""
-        J = np.eye(STATE_DIM)
-        c, s = np.cos(yaw), np.sin(yaw)
-        rot = np.array([[c, -s], [s, c]])
-        J[X:Y + 1, X:Y + 1] = rot
-        J[V0:V1 + 1, V0:V1 + 1] = rot
+        """(9, 9) Jacobian of the state under a frame rotation by ``yaw``: the velocity turns
+        with the position."""
+        J = super().frame_jacobian(yaw)
+        J[V0:V1 + 1, V0:V1 + 1] = J[X:Y + 1, X:Y + 1]
         return J
 
 
-class CTRV:
+class CTRV(KalmanMotionModel):
     """Constant turn rate and velocity, linearised per track (extended Kalman filter)."""
 
     name = "ctrv"
 
-    def __init__(self, motion: MotionConfig, measurement: MeasurementConfig):
-        self.motion = motion
-        self.measurement = measurement
-
-    def init_state(self, boxes: np.ndarray, labels: np.ndarray,
-                   velocities: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """New states from world-frame boxes (N, 7) and optional over-ground velocities (N, 2)."""
+    def initial_motion(self, boxes: np.ndarray, labels: np.ndarray,
+                       velocities: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         n = boxes.shape[0]
-        x = np.zeros((n, STATE_DIM))
-        x[:, :MEAS_DIM] = boxes
-        P = np.zeros((n, STATE_DIM, STATE_DIM))
-        P[:, :MEAS_DIM, :MEAS_DIM] = measurement_noise(self.measurement)
+        v = np.zeros((n, 2))
+        var = np.zeros((n, 2))
         if velocities is not None:
             # Signed speed along the box heading; the flip fix turns the box if v < 0.
             heading = boxes[:, HEADING]
-            x[:, V0] = velocities[:, 0] * np.cos(heading) + velocities[:, 1] * np.sin(heading)
-            P[:, V0, V0] = self.measurement.velocity_std_mps ** 2
+            v[:, 0] = velocities[:, 0] * np.cos(heading) + velocities[:, 1] * np.sin(heading)
+            var[:, 0] = self.measurement.velocity_std_mps ** 2
         else:
-            P[:, V0, V0] = per_label(self.motion.init_velocity_std_mps, labels) ** 2
-        P[:, V1, V1] = self.motion.init_yaw_rate_std_radps ** 2
-        return x, P
+            var[:, 0] = per_label(self.motion.init_velocity_std_mps, labels) ** 2
+        var[:, 1] = self.motion.init_yaw_rate_std_radps ** 2
+        return v, var
 
-    def predict(self, x: np.ndarray, P: np.ndarray, labels: np.ndarray, dt_s: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-        if x.shape[0] == 0 or dt_s == 0.0:
-            return x, P
+    def transition(self, x: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
         h, v, w = x[:, HEADING], x[:, V0], x[:, V1]
         turning = np.abs(w) > _MIN_YAW_RATE
         w_safe = np.where(turning, w, 1.0)
@@ -232,7 +287,7 @@ class CTRV:
                       v * dt_s * cos_h - 0.5 * v * w * dt_s ** 2 * sin_h)
         dy = np.where(turning, v / w_safe * (cos_h - cos_h1),
                       v * dt_s * sin_h + 0.5 * v * w * dt_s ** 2 * cos_h)
-        F = np.broadcast_to(np.eye(STATE_DIM), P.shape).copy()
+        F = np.broadcast_to(np.eye(STATE_DIM), (x.shape[0], STATE_DIM, STATE_DIM)).copy()
         F[:, X, HEADING] = np.where(turning, v / w_safe * (cos_h1 - cos_h), -v * sin_h * dt_s)
         F[:, Y, HEADING] = np.where(turning, v / w_safe * (sin_h1 - sin_h), v * cos_h * dt_s)
         F[:, X, V0] = np.where(turning, (sin_h1 - sin_h) / w_safe, cos_h * dt_s)
@@ -248,8 +303,12 @@ class CTRV:
         x[:, X] += dx
         x[:, Y] += dy
         x[:, HEADING] = wrap_heading(h1)
-        # Noise enters as a longitudinal acceleration and a yaw acceleration.
+        return x, F
+
+    def process_noise(self, x: np.ndarray, labels: np.ndarray, dt_s: float) -> np.ndarray:
+        """A longitudinal acceleration per class and a yaw acceleration, ``G q G^T``."""
         n = x.shape[0]
+        cos_h, sin_h = np.cos(x[:, HEADING]), np.sin(x[:, HEADING])
         G = np.zeros((n, STATE_DIM, 2))
         G[:, X, 0] = 0.5 * dt_s ** 2 * cos_h
         G[:, Y, 0] = 0.5 * dt_s ** 2 * sin_h
@@ -259,12 +318,9 @@ class CTRV:
         q = np.zeros((n, 2, 2))
         q[:, 0, 0] = per_label(self.motion.accel_std_mps2, labels) ** 2
         q[:, 1, 1] = self.motion.yaw_accel_std_radps2 ** 2
-        Q = _common_process_noise(self.motion, dt_s, n) + G @ q @ G.transpose(0, 2, 1)
-        P = F @ P @ F.transpose(0, 2, 1) + Q
-        return x, P
+        return G @ q @ G.transpose(0, 2, 1)
 
     def velocities(self, x: np.ndarray) -> np.ndarray:
-        """(T, 2) over-ground velocity in the state's frame."""
         v = x[:, V0]
         return np.stack([v * np.cos(x[:, HEADING]), v * np.sin(x[:, HEADING])], axis=1)
 
@@ -280,20 +336,13 @@ class CTRV:
 
     def flip_heading(self, x: np.ndarray, P: np.ndarray, mask: np.ndarray) -> None:
         """Turn the masked tracks by pi and negate their speed (in place): same motion."""
-        x[mask, HEADING] = wrap_heading(x[mask, HEADING] + np.pi)
+        super().flip_heading(x, P, mask)
         x[mask, V0] = -x[mask, V0]
         P[mask, V0, :] = -P[mask, V0, :]
         P[mask, :, V0] = -P[mask, :, V0]
 
-    def frame_jacobian(self, yaw: float) -> np.ndarray:
-        """(9, 9) Jacobian of the state under a frame rotation by ``yaw`` (for covariances)."""
-        J = np.eye(STATE_DIM)
-        c, s = np.cos(yaw), np.sin(yaw)
-        J[X:Y + 1, X:Y + 1] = np.array([[c, -s], [s, c]])
-        return J
 
-
-MotionModel = ConstantVelocity | CTRV
+MotionModel = KalmanMotionModel
 
 
 def make_motion_model(motion: MotionConfig, measurement: MeasurementConfig) -> MotionModel:

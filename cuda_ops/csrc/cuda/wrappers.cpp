@@ -37,10 +37,6 @@ int dtype_code(const at::Tensor& t) {
   return -1;
 }
 
-at::Tensor long_opts_like(const at::Tensor& t, int64_t n) {
-  return at::empty({n}, t.options().dtype(at::kLong));
-}
-
 }  // namespace
 
 std::vector<at::Tensor> hard_voxelize_cuda(const at::Tensor& points,
