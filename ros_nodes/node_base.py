@@ -27,6 +27,7 @@ from perception.errors import ConfigError
 
 from . import topics
 from .conversions.stamps import ns_to_stamp
+from .params import LAUNCH_OVERRIDES, parse_launch_overrides
 
 T = TypeVar("T")
 
@@ -90,12 +91,16 @@ def load_parameters(node: Node, schema: type[T]) -> T:
 
     Every parameter given to the node (params file, launch file, ``-p``) is read, unknown
     names included, which are refused. An empty YAML list (``camera_names: []``) arrives
-    without a type and means an empty list. After validation each parameter is declared with
-    its value (dynamically typed), so ``ros2 param`` sees the node's configuration.
+    without a type and means an empty list. Then the launch arguments the user gave, passed
+    in the ``launch_overrides`` string parameter (:func:`ros_nodes.params.parse_launch_overrides`),
+    replace those values; the ones left empty leave them. After validation each parameter is
+    declared with its value (dynamically typed), so ``ros2 param`` sees the node's
+    configuration.
 
     Raises:
-        ConfigError: unknown parameter, wrong type or out-of-range value; the message names
-            the node and the parameter.
+        ConfigError: unknown parameter, wrong type or out-of-range value (from any source,
+            launch arguments included), or a malformed ``launch_overrides``; the message
+            names the node and the parameter.
     """
     # rclpy keeps the command-line / file overrides here until parameters are declared;
     # reading them directly lets an empty list through (it cannot be declared typed)
@@ -103,12 +108,16 @@ def load_parameters(node: Node, schema: type[T]) -> T:
     given = {name: [] if parameter.value is None else _plain(parameter.value)
              for name, parameter in overrides.items() if name not in ROS_BUILTIN_PARAMETERS}
     source = f"node {node.get_fully_qualified_name()} parameters"
+    if LAUNCH_OVERRIDES in given:
+        given.update(parse_launch_overrides(given.pop(LAUNCH_OVERRIDES),
+                                            f"{source}: {LAUNCH_OVERRIDES}"))
     params = from_dict(schema, _nest(given), source=source)
     dynamic = ParameterDescriptor(dynamic_typing=True)
     for f in fields(params):  # type: ignore[arg-type]
         value = getattr(params, f.name)
         if not (isinstance(value, list) and not value):
-            node.declare_parameter(f.name, value, dynamic)
+            # the validated value, not rclpy's own override: a launch argument replaced it
+            node.declare_parameter(f.name, value, dynamic, ignore_override=True)
     return params
 
 

@@ -1,19 +1,72 @@
 """Parameter schemas of the nodes: types, ranges and defaults.
 
-Each node validates its ROS parameters (from ``config/<node>.param.yaml``, launch files and
-``-p`` overrides) into one of these dataclasses with :func:`perception.config.from_dict`; an
-unknown name, a wrong type or an out-of-range value stops the node before it does anything,
-with a message naming the parameter (see :func:`ros_nodes.node_base.load_parameters`).
-docs/ros.md has the same tables.
+Each node validates its ROS parameters (from ``config/<node>.param.yaml``, launch files,
+``-p`` overrides and the launch arguments in ``launch_overrides``) into one of these
+dataclasses with :func:`perception.config.from_dict`; an unknown name, a wrong type or an
+out-of-range value stops the node before it does anything, with a message naming the
+parameter (see :func:`ros_nodes.node_base.load_parameters`). docs/ros.md has the same tables.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
 
 from perception.align import SyncConfig
+from perception.errors import ConfigError
 
 IMAGE_TRANSPORTS = ("raw", "jpeg", "png")
+LAUNCH_OVERRIDES = "launch_overrides"
+"""The string parameter through which launch files pass launch arguments to a node (see
+:func:`parse_launch_overrides`); it is not part of any schema."""
+_OVERRIDE_NAME = re.compile(r"(?:^|\s+)([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):=")
+_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def parse_override_value(text: str) -> Any:
+    """A value typed like ``-p name:=value`` types it: YAML (``3`` int, ``0.5`` float,
+    ``true`` bool, ``[a, b]`` list, else a string), and ``1e3`` a float as rcl reads it.
+    Text that is not valid YAML stays a string, for the schema to refuse by name."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and _FLOAT.fullmatch(text):
+        return float(text)
+    return value
+
+
+def parse_launch_overrides(text: Any, where: str = LAUNCH_OVERRIDES) -> dict[str, Any]:
+    """``"name:=value name:=value ..."`` -> ``{name: typed value}``, skipping empty values.
+
+    A launch argument that overrides a parameter file key defaults to an empty string, and
+    the launch file passes all of them in this one string parameter, for example
+    ``"timeout_s:=$(var timeout_s) image_transport:=$(var image_transport)"``. An empty value
+    means the user did not give the argument, so the parameter file's value stays; a given
+    value replaces it. One string parameter works under ``ros2 launch`` too, which refuses a
+    parameter whose value is empty. A value runs up to the next `` name:=``, so values may
+    hold spaces (``radar_names:=[A, B]``).
+
+    Raises:
+        ConfigError: ``text`` is not a string, or does not start with ``name:=``.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: expected a string of name:=value items, got "
+                          f"{type(text).__name__} {text!r}")
+    matches = list(_OVERRIDE_NAME.finditer(text))
+    head = text[:matches[0].start()] if matches else text
+    if head.strip():
+        raise ConfigError(f"{where}: expected name:=value items separated by spaces, got "
+                          f"{text!r}")
+    overrides: dict[str, Any] = {}
+    for match, following in zip(matches, [*matches[1:], None]):
+        value = text[match.end():following.start() if following else len(text)].strip()
+        if value:
+            overrides[match.group(1)] = parse_override_value(value)
+    return overrides
 
 
 @dataclass(frozen=True)

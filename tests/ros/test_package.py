@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from perception.config import from_dict, to_dict
-from perception.launch import parse_launch_file
+from ros_nodes.launcher import parse_launch_file
 from ros_nodes.params import SimNodeParams, SyncNodeParams
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,7 +146,7 @@ def test_tf_message_hash_equals_upstream():
 def test_vision_msgs_hash_agrees_with_an_independent_implementation():
     """rosbags computes RIHS01 hashes on its own; from our .msg files (upstream's names, fields
     and types) it must get the hash the ROS build generated."""
-    from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.LATEST)
     folder = REPO / "ros_nodes" / "interfaces" / "vision_msgs" / "msg"

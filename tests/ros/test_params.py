@@ -10,7 +10,7 @@ import rclpy
 
 from perception.errors import ConfigError
 from ros_nodes.node_base import load_parameters
-from ros_nodes.params import SimNodeParams, SyncNodeParams
+from ros_nodes.params import SimNodeParams, SyncNodeParams, parse_launch_overrides
 
 CONFIG = Path(__file__).resolve().parents[2] / "ros_nodes" / "config"
 
@@ -62,3 +62,46 @@ def test_invalid_parameters_are_refused_by_name(override, message):
 def test_cross_field_check():
     with pytest.raises(ConfigError, match="sensor names must be unique"):
         _load(SyncNodeParams, ["-p", "camera_names:=[TOP]"])
+
+
+# -------------------------------------------------------------------------------------------
+# Launch arguments: the launch_overrides string parameter
+# -------------------------------------------------------------------------------------------
+
+def test_launch_overrides_apply_only_given_values_over_the_params_file(tmp_path):
+    path = tmp_path / "sync.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    timeout_s: 0.35\n    image_transport: "
+                    "compressed\n")
+    params, declared = _load(SyncNodeParams, [
+        "--params-file", str(path),
+        "-p", "launch_overrides:=timeout_s:= image_transport:=raw radar_names:=[A, B]"])
+    assert params.timeout_s == 0.35  # left empty: the file's value
+    assert params.image_transport == "raw" and params.radar_names == ["A", "B"]
+    # the declared parameters (what `ros2 param get` answers) are the values in use
+    assert declared["image_transport"] == "raw" and declared["timeout_s"] == 0.35
+    assert "launch_overrides" not in declared
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ("seed:=-1", "seed: value -1 out of range: expected >= 0"),
+    ("duration_s:=long", "duration_s: expected float, got str 'long'"),
+    ("sede:=1", "sede: unknown key; did you mean 'seed'"),
+    ("seed 1", r"launch_overrides: expected name:=value items separated by spaces"),
+])
+def test_bad_launch_overrides_are_refused_by_name(overrides, message):
+    with pytest.raises(ConfigError, match=message) as exc:
+        _load(SimNodeParams, ["-p", f"launch_overrides:={overrides}"])
+    assert "node /params_test parameters" in str(exc.value)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", {}),
+    ("a:= b:=", {}),
+    ("seed:=3 rate_factor:=0.5 flag:=false name:=tiny", {"seed": 3, "rate_factor": 0.5,
+                                                         "flag": False, "name": "tiny"}),
+    ("rate:=1e3 path:=/a b/c.yaml  nested.key:=[1, 2]", {"rate": 1000.0, "path": "/a b/c.yaml",
+                                                          "nested.key": [1, 2]}),
+    ("bad:=[1, x:=1", {"bad": "[1,", "x": 1}),
+])
+def test_parse_launch_overrides(text, expected):
+    assert parse_launch_overrides(text) == expected

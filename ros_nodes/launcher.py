@@ -1,8 +1,12 @@
 """Run the project's ROS 2 YAML launch files without the ROS 2 launch system.
 
 ``ros2 launch fusion_perception sim.launch.yaml`` needs ``launch``/``launch_ros``, which are
-not on PyPI. :func:`run_launch` runs the same files, supporting exactly the subset of the
-YAML launch format the project uses, and refusing anything else with a clear error:
+not on PyPI. This module runs the same files::
+
+    python -m ros_nodes.launcher FILE [name:=value ...]
+
+(``perception launch`` runs it as a subprocess). It supports exactly the subset of the YAML
+launch format the project uses, and refuses anything else with a clear error:
 
 * top level: ``launch:`` with a list of ``arg`` and ``node`` entries;
 * ``arg``: ``name`` (required), ``default``, ``description``;
@@ -17,10 +21,16 @@ Each node runs as its own process (``python -m ros_nodes.<exec> --ros-args ...``
 parameters, remappings and arguments. Output lines are prefixed with ``[<node name>]``.
 Ctrl-C or SIGTERM stops every node (SIGINT, then SIGTERM, then SIGKILL after grace periods). A
 node that exits is reported with its exit code; the launch ends when every node has exited.
+
+Launch arguments that override a parameter file reach the node through its
+``launch_overrides`` parameter (see :func:`ros_nodes.params.parse_launch_overrides`), so an
+argument left empty leaves the file's value in place, under this runner and ``ros2 launch``
+alike.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -35,7 +45,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from .errors import ConfigError
+from perception.errors import ConfigError, PerceptionError
 
 PACKAGE = "fusion_perception"
 NODES_PACKAGE = "ros_nodes"
@@ -93,9 +103,7 @@ def package_share(package: str) -> Path:
     :mod:`ros_nodes`, which has the installed share layout (``launch/``, ``config/``)."""
     if package != PACKAGE:
         raise ConfigError(f"$(find-pkg-share {package}): only {PACKAGE!r} is supported")
-    import ros_nodes
-
-    return Path(ros_nodes.__file__).resolve().parent
+    return Path(__file__).resolve().parent
 
 
 def resolve_launch_file(name: str) -> Path:
@@ -407,3 +415,38 @@ def run_launch(path: Path, overrides: dict[str, str], out: TextIO | None = None)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return runner.exit_code()
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ros_nodes.launcher",
+        description="Run a ROS 2 YAML launch file of fusion_perception without the ROS 2 "
+                    "launch system.")
+    parser.add_argument("file", help="launch file: a path, or a file name in the package's "
+                                     "launch/ directory, e.g. sim.launch.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="name:=value",
+                        help="launch argument values")
+    # the name errors are reported under, so `perception launch` reads as itself
+    parser.add_argument("--prog", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit code: 0 when every node exited with 0, 1 when one did not or the launch file,
+    an argument or an override is invalid (one line on stderr, no traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = args.prog or parser.prog
+    try:
+        return run_launch(resolve_launch_file(args.file), parse_overrides(args.overrides))
+    except PerceptionError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
