@@ -32,7 +32,12 @@ def _extensions():
     if not sources:
         return [], {}
     import torch
-    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+    from torch.utils.cpp_extension import (
+        CUDA_HOME,
+        BuildExtension,
+        CppExtension,
+        CUDAExtension,
+    )
 
     cxx_flags = ["-O3", "-fopenmp", "-std=c++17"]
     kwargs = dict(name="perception._C", include_dirs=[str(HERE / "cuda_ops" / "csrc")],
@@ -86,7 +91,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["perception", "perception.*", "ros_nodes", "ros_nodes.*"]),
-    package_data={"perception": ["py.typed"]},
+    package_data={"perception": ["py.typed", "weights/*.pt", "weights/*.yaml"]},
     include_package_data=True,
     data_files=_data_files(),
     # Pins live in .ci/requirements-*.txt and are installed by `make setup`; these ranges keep

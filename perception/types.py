@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,9 @@ from ._validate import (
     check_rigid_transform,
     check_stamp_ns,
 )
-from .errors import CalibrationError, DataError, ValidationError
+from .conventions import BOX_DIM, T_WAYMO_FROM_OPTICAL, wrap_heading
+from .errors import CalibrationError, ValidationError
+from .image_codec import decode_image
 
 __all__ = [
     "Modality", "ObjectClass", "Difficulty", "TrackState", "CameraConvention",
@@ -41,10 +42,6 @@ __all__ = [
     "RadarScan", "EgoPose", "Boxes3D", "Detections", "Tracks", "SensorFrame",
     "BOX_DIM", "wrap_heading",
 ]
-
-BOX_DIM = 7
-"""Columns of a box: x, y, z, length, width, height, heading."""
-
 
 class Modality(str, enum.Enum):
     LIDAR = "lidar"
@@ -91,16 +88,11 @@ class CameraConvention(str, enum.Enum):
     ``WAYMO``: x forward (along the optical axis), y left, z up; this is the Waymo camera frame.
     ``OPTICAL``: x right, y down, z forward; this is the OpenCV / ROS ``*_optical_frame``.
     Pixel projection always happens in the optical frame: ``p_optical = R_OPTICAL_WAYMO @
-    p_waymo``, see :data:`perception.geometry.camera.R_OPTICAL_FROM_WAYMO`.
+    p_waymo``, see :data:`perception.conventions.R_OPTICAL_FROM_WAYMO`.
     """
 
     WAYMO = "waymo"
     OPTICAL = "optical"
-
-
-def wrap_heading(heading: np.ndarray | float) -> np.ndarray | float:
-    """Wrap angles (radians) to [-pi, pi)."""
-    return (np.asarray(heading) + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -169,7 +161,6 @@ class Calibration:
             raise CalibrationError(f"{self.sensor_name}: not a camera calibration (K is None)")
         if self.camera_convention is CameraConvention.OPTICAL:
             return self.T_vehicle_sensor
-        from .geometry.camera import T_WAYMO_FROM_OPTICAL
         return self.T_vehicle_sensor @ T_WAYMO_FROM_OPTICAL
 
 
@@ -412,17 +403,6 @@ class CameraImage:
     @property
     def is_decoded(self) -> bool:
         return self.pixels is not None or "_decoded" in self.__dict__
-
-
-def decode_image(data: bytes, source: str = "image") -> np.ndarray:
-    """Decode JPEG or PNG bytes to (H, W, 3) uint8 RGB."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"cannot decode image bytes: {exc}", source=source) from None
 
 
 # --------------------------------------------------------------------------------------------

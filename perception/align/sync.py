@@ -1,4 +1,4 @@
-"""Sensor synchronisation and ego-motion compensation (no ROS dependency).
+"""Sensor synchronisation (no ROS dependency).
 
 :class:`SensorSync` turns a multi-rate stream of sensor messages (lidar sweeps, camera
 images, radar scans, ego poses), each with its own rate, latency and jitter, into
@@ -18,208 +18,25 @@ Time: stamps are int64 ns (``stamp_ns``). Timeouts compare *arrival* times (``ar
 any monotonic clock in ns, e.g. the receive time), never stamps, so a sensor whose clock is
 offset does not stall the sync.
 
-Ego-motion compensation: radar scans and lidar points are moved into the vehicle frame of the
-reference stamp: ``p_ref = T_world_vehicle(t_ref)^-1 @ T_world_vehicle(t_point) @ p``, with
-poses interpolated (linear translation, slerp rotation) from the ego-pose stream in
-:class:`PoseBuffer`. A lidar sweep with a ``time_offset_s`` column is compensated per point
-(``t_point = stamp + time_offset_s``; the column is kept), a radar scan per scan (or per point
-when it has ``time_offset_s``). Where the poses do not cover the needed times the frame goes
-out uncompensated and says so (:attr:`AlignedFrame.motion_compensated`).
+Lidar and radar points go out moved to the reference stamp (:mod:`.ego_motion`); where the
+poses do not cover the needed times the frame goes out uncompensated and says so
+(:attr:`AlignedFrame.motion_compensated`).
 """
 
 from __future__ import annotations
 
 import bisect
-import dataclasses
 from dataclasses import dataclass, field
 
-import numpy as np
+from ..types import CameraImage, EgoPose, LidarSweep, Modality, RadarScan, SensorFrame
+from .ego_motion import (
+    NS_PER_S,
+    PoseBuffer,
+    capture_range,
+    compensate_scan,
+    compensate_sweep,
+)
 
-from .errors import TimestampError
-from .geometry import invert_transform, matrix_to_quaternion
-from .types import CameraImage, EgoPose, LidarSweep, Modality, RadarScan, SensorFrame
-
-NS_PER_S = 1_000_000_000
-TIME_OFFSET_COLUMN = "time_offset_s"
-
-
-# ------------------------------------------------------------------------------------------
-# Ego poses and compensation
-# ------------------------------------------------------------------------------------------
-
-def quaternions_to_matrices(q: np.ndarray) -> np.ndarray:
-    """(M, 4) unit ``(w, x, y, z)`` quaternions -> (M, 3, 3) rotation matrices."""
-    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-    R = np.empty((q.shape[0], 3, 3))
-    R[:, 0, 0] = 1 - 2 * (y * y + z * z)
-    R[:, 0, 1] = 2 * (x * y - z * w)
-    R[:, 0, 2] = 2 * (x * z + y * w)
-    R[:, 1, 0] = 2 * (x * y + z * w)
-    R[:, 1, 1] = 1 - 2 * (x * x + z * z)
-    R[:, 1, 2] = 2 * (y * z - x * w)
-    R[:, 2, 0] = 2 * (x * z - y * w)
-    R[:, 2, 1] = 2 * (y * z + x * w)
-    R[:, 2, 2] = 1 - 2 * (x * x + y * y)
-    return R
-
-
-def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Spherical interpolation of (M, 4) unit quaternions at (M,) fractions in [0, 1]."""
-    dot = np.einsum("ij,ij->i", q0, q1)
-    q1 = np.where(dot[:, None] < 0, -q1, q1)  # shortest arc
-    theta = np.arccos(np.clip(np.abs(dot), -1.0, 1.0))
-    sin_theta = np.sin(theta)
-    near = sin_theta < 1e-9  # (almost) equal rotations: plain lerp avoids 0 / 0
-    safe = np.where(near, 1.0, sin_theta)
-    w0 = np.where(near, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
-    w1 = np.where(near, alpha, np.sin(alpha * theta) / safe)
-    q = w0[:, None] * q0 + w1[:, None] * q1
-    return q / np.linalg.norm(q, axis=1, keepdims=True)
-
-
-class PoseBuffer:
-    """Bounded, stamp-sorted buffer of ego poses with vectorised interpolation.
-
-    Args:
-        max_poses: the oldest poses are dropped beyond this many.
-    """
-
-    def __init__(self, max_poses: int = 400):
-        if max_poses < 2:
-            raise ValueError(f"max_poses must be >= 2, got {max_poses}")
-        self.max_poses = max_poses
-        self._stamps: list[int] = []
-        self._quaternions: list[np.ndarray] = []
-        self._translations: list[np.ndarray] = []
-
-    def __len__(self) -> int:
-        return len(self._stamps)
-
-    def add(self, pose: EgoPose) -> None:
-        """Insert ``pose`` in stamp order (a repeated stamp replaces the older pose)."""
-        T = pose.T_world_vehicle
-        i = bisect.bisect_left(self._stamps, pose.stamp_ns)
-        if i < len(self._stamps) and self._stamps[i] == pose.stamp_ns:
-            self._quaternions[i] = matrix_to_quaternion(T[:3, :3])
-            self._translations[i] = T[:3, 3].copy()
-            return
-        self._stamps.insert(i, pose.stamp_ns)
-        self._quaternions.insert(i, matrix_to_quaternion(T[:3, :3]))
-        self._translations.insert(i, T[:3, 3].copy())
-        if len(self._stamps) > self.max_poses:
-            del self._stamps[0], self._quaternions[0], self._translations[0]
-
-    @property
-    def last_stamp_ns(self) -> int:
-        """Stamp of the newest pose (IndexError when empty)."""
-        return self._stamps[-1]
-
-    def covers(self, first_ns: int, last_ns: int) -> bool:
-        """True when ``[first_ns, last_ns]`` lies within the buffered stamps."""
-        return bool(self._stamps) and self._stamps[0] <= first_ns and last_ns <= self._stamps[-1]
-
-    def transforms_at(self, stamps_ns: np.ndarray) -> np.ndarray:
-        """(M,) int64 stamps -> (M, 4, 4) float64 ``T_world_vehicle``, interpolated.
-
-        Raises:
-            TimestampError: a stamp outside the buffered range (no extrapolation).
-        """
-        stamps_ns = np.asarray(stamps_ns, dtype=np.int64).reshape(-1)
-        if not len(stamps_ns):
-            return np.zeros((0, 4, 4))
-        if not self.covers(int(stamps_ns.min()), int(stamps_ns.max())):
-            have = (self._stamps[0], self._stamps[-1]) if self._stamps else None
-            raise TimestampError(f"ego poses cover {have}, need [{int(stamps_ns.min())}, "
-                                 f"{int(stamps_ns.max())}] ns")
-        known = np.asarray(self._stamps, dtype=np.int64)
-        quats = np.asarray(self._quaternions)
-        trans = np.asarray(self._translations)
-        if len(known) == 1:
-            lo = hi = np.zeros(len(stamps_ns), dtype=np.int64)
-            alpha = np.zeros(len(stamps_ns))
-        else:
-            lo = np.clip(np.searchsorted(known, stamps_ns, side="right") - 1, 0, len(known) - 2)
-            hi = lo + 1
-            alpha = (stamps_ns - known[lo]).astype(np.float64) / (known[hi] - known[lo])
-        T = np.zeros((len(stamps_ns), 4, 4))
-        T[:, :3, :3] = quaternions_to_matrices(slerp(quats[lo], quats[hi], alpha))
-        T[:, :3, 3] = trans[lo] + alpha[:, None] * (trans[hi] - trans[lo])
-        T[:, 3, 3] = 1.0
-        return T
-
-    def pose_at(self, stamp_ns: int) -> EgoPose:
-        """Interpolated :class:`EgoPose` at ``stamp_ns`` (no velocities)."""
-        return EgoPose(int(stamp_ns), self.transforms_at(np.array([stamp_ns]))[0])
-
-
-def compensate_points(points: np.ndarray, point_stamps_ns: np.ndarray | int,
-                      target_stamp_ns: int, poses: PoseBuffer) -> np.ndarray:
-    """Move points from the vehicle frame at their own stamps into the vehicle frame at
-    ``target_stamp_ns``.
-
-    Args:
-        points: (N, C) float32, vehicle frame at capture; columns 0..2 are x, y, z (the other
-            columns are copied unchanged).
-        point_stamps_ns: (N,) int64 capture stamps, or one int for all points.
-        target_stamp_ns: the reference stamp.
-        poses: ego poses covering the capture stamps and the target.
-
-    Returns:
-        (N, C) float32, vehicle frame at ``target_stamp_ns``.
-
-    Raises:
-        TimestampError: the poses do not cover the needed stamps.
-    """
-    stamps = np.broadcast_to(np.asarray(point_stamps_ns, dtype=np.int64), (points.shape[0],))
-    unique, inverse = np.unique(stamps, return_inverse=True)  # one transform per capture time
-    T_world_target = poses.transforms_at(np.array([target_stamp_ns]))[0]
-    T_target_capture = invert_transform(T_world_target) @ poses.transforms_at(unique)
-    out = points.copy()
-    xyz = points[:, :3].astype(np.float64)
-    if len(unique) == 1:
-        xyz = xyz @ T_target_capture[0, :3, :3].T + T_target_capture[0, :3, 3]
-    else:
-        R = T_target_capture[inverse, :3, :3]
-        xyz = np.einsum("nij,nj->ni", R, xyz) + T_target_capture[inverse, :3, 3]
-    out[:, :3] = xyz.astype(points.dtype)
-    return out
-
-
-def _capture_stamps(stamp_ns: int, columns: tuple[str, ...], points: np.ndarray
-                    ) -> np.ndarray | int:
-    if TIME_OFFSET_COLUMN not in columns:
-        return stamp_ns
-    offsets_s = points[:, columns.index(TIME_OFFSET_COLUMN)].astype(np.float64)
-    return stamp_ns + np.round(offsets_s * NS_PER_S).astype(np.int64)
-
-
-def _capture_range(stamp_ns: int, columns: tuple[str, ...], points: np.ndarray
-                   ) -> tuple[int, int]:
-    stamps = np.asarray(_capture_stamps(stamp_ns, columns, points))
-    if stamps.size == 0:
-        return stamp_ns, stamp_ns
-    return int(stamps.min()), int(stamps.max())
-
-
-def compensate_sweep(sweep: LidarSweep, target_stamp_ns: int, poses: PoseBuffer) -> LidarSweep:
-    """A sweep (per point when it has ``time_offset_s``) in the vehicle frame at
-    ``target_stamp_ns``; the stamp becomes ``target_stamp_ns``."""
-    stamps = _capture_stamps(sweep.stamp_ns, sweep.columns, sweep.points)
-    points = compensate_points(sweep.points, stamps, target_stamp_ns, poses)
-    return dataclasses.replace(sweep, points=points, stamp_ns=target_stamp_ns)
-
-
-def compensate_scan(scan: RadarScan, target_stamp_ns: int, poses: PoseBuffer) -> RadarScan:
-    """A radar scan in the vehicle frame at ``target_stamp_ns`` (its stamp is kept: the
-    Doppler values belong to the capture time)."""
-    stamps = _capture_stamps(scan.stamp_ns, scan.columns, scan.points)
-    return dataclasses.replace(scan, points=compensate_points(scan.points, stamps,
-                                                              target_stamp_ns, poses))
-
-
-# ------------------------------------------------------------------------------------------
-# Synchronisation
-# ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SyncConfig:
@@ -445,12 +262,12 @@ class SensorSync:
 
     def _needed_pose_range(self, head: _Pending) -> tuple[int, int]:
         sweep = head.sweep
-        first, last = _capture_range(sweep.stamp_ns, sweep.columns, sweep.points)
+        first, last = capture_range(sweep.stamp_ns, sweep.columns, sweep.points)
         for name in self.config.radars:
             best = self._best(name, head.stamp_ns)
             if best is not None:
                 scan = best[1]
-                lo, hi = _capture_range(scan.stamp_ns, scan.columns, scan.points)
+                lo, hi = capture_range(scan.stamp_ns, scan.columns, scan.points)
                 first, last = min(first, lo), max(last, hi)
         return min(first, head.stamp_ns), max(last, head.stamp_ns)
 

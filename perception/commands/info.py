@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import platform
+import subprocess
 import sys
 from typing import Any
 
@@ -44,20 +46,42 @@ def _torch_info() -> dict[str, Any]:
     }
 
 
+ROS_PROBE = """
+import importlib, json
+info = {"rclpy": True}
+try:
+    from rclpy.utilities import get_rmw_implementation_identifier
+    info["rmw"] = get_rmw_implementation_identifier()
+except Exception as exc:
+    info["rmw_error"] = str(exc)
+for pkg in ("vision_msgs", "tf2_msgs", "fusion_perception_msgs"):
+    try:
+        importlib.import_module(pkg + ".msg")
+        info[pkg] = True
+    except Exception:
+        info[pkg] = False
+print(json.dumps(info))
+"""
+ROS_PROBE_TIMEOUT_S = 30.0
+
+
 def _ros_info() -> dict[str, Any]:
+    """ROS 2 availability, probed in a child process: ``perception`` itself never loads
+    rclpy (the layering rule), and a broken ROS install cannot take this command down."""
+    if importlib.util.find_spec("rclpy") is None:
+        return {"rclpy": False, "rclpy_error": "rclpy is not installed"}
     try:
-        import rclpy  # noqa: F401
-        from rclpy.utilities import get_rmw_implementation_identifier
-    except Exception as exc:  # rclpy raises various errors when its libraries are missing
-        return {"rclpy": False, "rclpy_error": f"{type(exc).__name__}: {exc}"}
-    info: dict[str, Any] = {"rclpy": True}
+        done = subprocess.run([sys.executable, "-c", ROS_PROBE], capture_output=True,
+                              text=True, timeout=ROS_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"rclpy": False, "rclpy_error": f"probe timed out after {ROS_PROBE_TIMEOUT_S} s"}
+    if done.returncode != 0:
+        lines = (done.stderr or "").strip().splitlines() or ["no output"]
+        return {"rclpy": False, "rclpy_error": lines[-1]}
     try:
-        info["rmw"] = get_rmw_implementation_identifier()
-    except Exception as exc:
-        info["rmw_error"] = str(exc)
-    for pkg in ("vision_msgs", "tf2_msgs", "fusion_perception_msgs"):
-        info[pkg] = _version_of(f"{pkg}.msg") is not None
-    return info
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"rclpy": False, "rclpy_error": f"unreadable probe output {done.stdout!r}"}
 
 
 def collect() -> dict[str, Any]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conventions import R_OPTICAL_FROM_WAYMO, T_WAYMO_FROM_OPTICAL
 from ..errors import CalibrationError, ValidationError
 from ..types import Calibration
 from .transforms import invert_transform
 
-R_OPTICAL_FROM_WAYMO = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
-T_WAYMO_FROM_OPTICAL = np.eye(4)
-T_WAYMO_FROM_OPTICAL[:3, :3] = R_OPTICAL_FROM_WAYMO.T
+__all__ = ["R_OPTICAL_FROM_WAYMO", "T_WAYMO_FROM_OPTICAL", "MIN_DEPTH_M", "distort", "undistort",
+           "vehicle_to_optical", "project_points", "unproject_pixels"]
 
 MIN_DEPTH_M = 1e-3
 """Points closer than this along the optical axis are never projected (behind or on the lens)."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conventions import wrap_heading
 from ..errors import ValidationError
-from ..types import wrap_heading
 
 
 def make_transform(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
@@ -55,18 +55,44 @@ def yaw_of(T_or_R: np.ndarray) -> float:
 
 
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """``(w, x, y, z)`` quaternion (normalised here) -> (3, 3) rotation matrix."""
+    """``(w, x, y, z)`` quaternion (normalised here) -> (3, 3) rotation matrix; the scalar
+    twin of :func:`quaternions_to_matrices`."""
     q = np.asarray(q, dtype=np.float64)
     norm = np.linalg.norm(q)
     if q.shape != (4,) or not np.isfinite(norm) or norm < 1e-12:
         raise ValidationError(f"quaternion_to_matrix: expected a non-zero (4,) quaternion, got "
                               f"{q.tolist() if q.size < 10 else q.shape}")
-    w, x, y, z = q / norm
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return quaternions_to_matrices((q / norm)[None])[0]
+
+
+def quaternions_to_matrices(q: np.ndarray) -> np.ndarray:
+    """(M, 4) unit ``(w, x, y, z)`` quaternions -> (M, 3, 3) rotation matrices."""
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    R = np.empty((q.shape[0], 3, 3))
+    R[:, 0, 0] = 1 - 2 * (y * y + z * z)
+    R[:, 0, 1] = 2 * (x * y - z * w)
+    R[:, 0, 2] = 2 * (x * z + y * w)
+    R[:, 1, 0] = 2 * (x * y + z * w)
+    R[:, 1, 1] = 1 - 2 * (x * x + z * z)
+    R[:, 1, 2] = 2 * (y * z - x * w)
+    R[:, 2, 0] = 2 * (x * z - y * w)
+    R[:, 2, 1] = 2 * (y * z + x * w)
+    R[:, 2, 2] = 1 - 2 * (x * x + y * y)
+    return R
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of (M, 4) unit quaternions at (M,) fractions in [0, 1]."""
+    dot = np.einsum("ij,ij->i", q0, q1)
+    q1 = np.where(dot[:, None] < 0, -q1, q1)  # shortest arc
+    theta = np.arccos(np.clip(np.abs(dot), -1.0, 1.0))
+    sin_theta = np.sin(theta)
+    near = sin_theta < 1e-9  # (almost) equal rotations: plain lerp avoids 0 / 0
+    safe = np.where(near, 1.0, sin_theta)
+    w0 = np.where(near, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
+    w1 = np.where(near, alpha, np.sin(alpha * theta) / safe)
+    q = w0[:, None] * q0 + w1[:, None] * q1
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
 def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..train.batch import Batch
 from ..types import Modality
+from .batch import Batch
 from .common import conv_bn_relu
 from .config import CameraConfig, GridConfig
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..types import Modality, ObjectClass
+from ..types import Boxes3D, Modality, ObjectClass
 
 
 @dataclass
@@ -146,13 +146,18 @@ class FuserConfig:
         kind: ``concat`` (concatenate + conv, BEVFusion) or ``gated`` (per-cell softmax
             weights over the present modalities).
         out_channels: fused BEV channels.
-        modality_dropout: probability, per training sample, of removing one of its present
-            modalities (never the last one).
+        modality_dropout: probability, per training sample, of dropping modalities (never
+            all of them).
+        modality_dropout_mode: ``one`` removes one present modality, chosen uniformly;
+            ``subset`` keeps a non-empty proper subset of the present modalities, drawn
+            uniformly (with 3 present: each of the 6 smaller subsets), so the model also
+            trains on a single sensor of a fused rig.
     """
 
     kind: Literal["concat", "gated"] = "concat"
     out_channels: int = field(default=64, metadata={"gt": 0})
     modality_dropout: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
+    modality_dropout_mode: Literal["one", "subset"] = "one"
 
 
 @dataclass
@@ -280,3 +285,13 @@ class ModelConfig:
         if self.radar is not None:
             present.add(Modality.RADAR)
         return frozenset(present)
+
+
+def ground_truth_in_grid(boxes: Boxes3D | None, grid: GridConfig) -> Boxes3D:
+    """GT boxes whose centre lies inside the model's BEV range: the evaluated region."""
+    if boxes is None:
+        return Boxes3D.empty()
+    r = grid.point_range_m
+    c = boxes.boxes
+    keep = (c[:, 0] >= r[0]) & (c[:, 0] < r[3]) & (c[:, 1] >= r[1]) & (c[:, 1] < r[4])
+    return boxes.select(keep)

@@ -24,17 +24,19 @@ import torch
 from torch import nn
 
 from ..errors import ValidationError
-from ..train.batch import MODALITY_ORDER, Batch, BatchSpec, collate_frames
 from ..types import Detections, Modality, SensorFrame
 from .backbone import SecondFPN
+from .batch import MODALITY_ORDER, Batch, BatchSpec, collate_frames
 from .camera import CameraFeatures, LSSCameraEncoder
 from .config import ModelConfig
 from .fuser import build_fuser, modality_dropout
 from .heads import CenterHead, DecodedBoxes, TaskOutput, decode
 from .late_fusion import merge_boxes
 from .lidar import build_lidar_encoder
+from .losses import LossBreakdown, center_losses
 from .painting import PointPainter
 from .radar import RadarPillarEncoder
+from .targets import build_targets
 
 
 @dataclass
@@ -111,13 +113,7 @@ class _DetectorBase(nn.Module):
             if not self._can_detect(used[b]):
                 out.append(Detections.empty(batch.stamps_ns[b], frozenset()))
                 continue
-            out.append(Detections(
-                stamp_ns=batch.stamps_ns[b],
-                boxes=d.boxes.detach().cpu().numpy().astype(np.float32),
-                scores=d.scores.detach().cpu().numpy().astype(np.float32).clip(0, 1),
-                labels=d.labels.detach().cpu().numpy().astype(np.int32),
-                velocities=d.velocities.detach().cpu().numpy().astype(np.float32),
-                modalities=mods))
+            out.append(to_detections(batch.stamps_ns[b], d, mods))
         return out
 
     def _can_detect(self, used_row: torch.Tensor) -> bool:
@@ -157,8 +153,15 @@ class FusionDetector(_DetectorBase):
     def forward(self, batch: Batch) -> DetectorOutput:
         used = self.used_mask(batch)
         if self.training and self.config.fuser.modality_dropout > 0:
-            used = modality_dropout(used, self.config.fuser.modality_dropout)
+            used = modality_dropout(used, self.config.fuser.modality_dropout,
+                                    mode=self.config.fuser.modality_dropout_mode)
         batch = dataclasses.replace(batch, present=used)
+        features, camera_features = self.encode(batch)
+        return DetectorOutput(self.fuse_and_detect(features, used), used, camera_features)
+
+    def encode(self, batch: Batch) -> tuple[dict[Modality, torch.Tensor], CameraFeatures | None]:
+        """Each encoder's BEV map (B, C_m, H, W), reading only samples where its modality is
+        present (``batch.present``), and the camera features (for the depth loss)."""
         features: dict[Modality, torch.Tensor] = {}
         camera_features = None
         if self.lidar is not None:
@@ -172,15 +175,20 @@ class FusionDetector(_DetectorBase):
         if self.radar is not None:
             features[Modality.RADAR] = self.radar(
                 _only_present(batch.radar_points, batch.has(Modality.RADAR)))
+        return features, camera_features
+
+    def fuse(self, features: dict[Modality, torch.Tensor], used: torch.Tensor) -> torch.Tensor:
+        """Fused BEV map (B, C, H, W) of the encoders' maps; used: (B, 3) bool
+        (:data:`MODALITY_ORDER` columns) says which modalities each sample has."""
         cols = [MODALITY_ORDER.index(m) for m in self.bev_modalities]
-        fused = self.fuser(features, used[:, cols])
-        tasks = self.head(self.backbone(fused))
-        return DetectorOutput(tasks, used, camera_features)
+        return self.fuser(features, used[:, cols])
+
+    def fuse_and_detect(self, features: dict[Modality, torch.Tensor], used: torch.Tensor
+                        ) -> list[TaskOutput]:
+        """Fuser -> BEV backbone -> head."""
+        return self.head(self.backbone(self.fuse(features, used)))
 
     def loss(self, batch: Batch, output: DetectorOutput):
-        from ..train.losses import center_losses
-        from ..train.targets import build_targets
-
         targets = build_targets(batch.gt_boxes, batch.gt_labels, batch.gt_velocities,
                                 self.config.head, self.config.grid, self.head_stride)
         result = center_losses(output.tasks, targets, self.config.head, self.config.grid,
@@ -219,7 +227,8 @@ class LateFusionDetector(_DetectorBase):
     def forward(self, batch: Batch) -> DetectorOutput:
         used = self.used_mask(batch)
         if self.training and self.config.fuser.modality_dropout > 0:
-            used = modality_dropout(used, self.config.fuser.modality_dropout)
+            used = modality_dropout(used, self.config.fuser.modality_dropout,
+                                    mode=self.config.fuser.modality_dropout_mode)
         batch = dataclasses.replace(batch, present=used)
         outs = {Modality(k): branch(batch) for k, branch in self.branches.items()}
         first = next(iter(outs.values()))
@@ -227,8 +236,6 @@ class LateFusionDetector(_DetectorBase):
                               {m: o.tasks for m, o in outs.items()})
 
     def loss(self, batch: Batch, output: DetectorOutput):
-        from ..train.losses import LossBreakdown
-
         total = None
         parts: dict[str, float] = {}
         for k, branch in self.branches.items():
@@ -263,6 +270,18 @@ class LateFusionDetector(_DetectorBase):
                                       self.config.late_iou_threshold,
                                       self.config.head.max_detections))
         return self._detections(batch, merged, output.present)
+
+
+def to_detections(stamp_ns: int, decoded: DecodedBoxes, modalities: frozenset[Modality]
+                  ) -> Detections:
+    """The typed, NumPy :class:`Detections` of one sample's decoded boxes."""
+    return Detections(
+        stamp_ns=stamp_ns,
+        boxes=decoded.boxes.detach().cpu().numpy().astype(np.float32),
+        scores=decoded.scores.detach().cpu().numpy().astype(np.float32).clip(0, 1),
+        labels=decoded.labels.detach().cpu().numpy().astype(np.int32),
+        velocities=decoded.velocities.detach().cpu().numpy().astype(np.float32),
+        modalities=modalities)
 
 
 def _only_present(points: list[torch.Tensor], present: torch.Tensor) -> list[torch.Tensor]:

@@ -96,6 +96,21 @@ class GatedFuser(nn.Module):
 
     def forward(self, features: dict[Modality, torch.Tensor], present: torch.Tensor
                 ) -> torch.Tensor:
+        projected, weights, mask = self._weigh(features, present)
+        # where() rather than a product: an absent modality's (possibly non-finite) features
+        # must not leak through 0 * inf.
+        fused = sum(torch.where(mask[:, i:i + 1], weights[:, i:i + 1] * p, torch.zeros_like(p))
+                    for i, p in enumerate(projected))
+        return self.out(fused)
+
+    def modality_weights(self, features: dict[Modality, torch.Tensor], present: torch.Tensor
+                         ) -> torch.Tensor:
+        """(B, M, H, W) per-cell softmax weight of each modality (0 where absent): where
+        each sensor drives the fused features."""
+        return self._weigh(features, present)[1]
+
+    def _weigh(self, features: dict[Modality, torch.Tensor], present: torch.Tensor
+               ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         projected = [self.project[m.value](features[m]) for m in self.modalities]
         logits = torch.cat([self.gate[m.value](p) for m, p in zip(self.modalities, projected)],
                            1)  # (B, M, H, W)
@@ -103,12 +118,7 @@ class GatedFuser(nn.Module):
         logits = logits.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, 1)
         # A sample with nothing present has NaN weights; it yields no detections anyway.
-        weights = torch.nan_to_num(weights, nan=0.0)
-        # where() rather than a product: an absent modality's (possibly non-finite) features
-        # must not leak through 0 * inf.
-        fused = sum(torch.where(mask[:, i:i + 1], weights[:, i:i + 1] * p, torch.zeros_like(p))
-                    for i, p in enumerate(projected))
-        return self.out(fused)
+        return projected, torch.nan_to_num(weights, nan=0.0), mask
 
 
 def build_fuser(modalities: tuple[Modality, ...], channels: dict[Modality, int],
@@ -119,17 +129,26 @@ def build_fuser(modalities: tuple[Modality, ...], channels: dict[Modality, int],
 
 
 def modality_dropout(present: torch.Tensor, probability: float,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training-time dropout: each sample with >= 2 present modalities loses one of them
-    (chosen uniformly) with ``probability``. present: (B, M) bool; returns a new mask."""
+                     generator: torch.Generator | None = None, mode: str = "one"
+                     ) -> torch.Tensor:
+    """Training-time dropout. With ``probability``, a sample with >= 2 present modalities
+    loses one of them (``mode="one"``, chosen uniformly) or keeps a uniformly drawn
+    non-empty proper subset of them (``mode="subset"``). present: (B, M) bool; returns a
+    new mask."""
     if probability <= 0.0:
         return present
     out = present.clone()
     for b in range(present.shape[0]):
         have = present[b].nonzero().flatten()
-        if have.numel() < 2:
+        k = have.numel()
+        if k < 2 or float(torch.rand((), generator=generator)) >= probability:
             continue
-        if float(torch.rand((), generator=generator)) < probability:
-            pick = have[int(torch.randint(have.numel(), (), generator=generator))]
-            out[b, pick] = False
+        if mode == "subset":
+            # Subsets as bit masks 1 .. 2^k - 2: every non-empty proper subset, uniformly.
+            bits = 1 + int(torch.randint(2 ** k - 2, (), generator=generator))
+            for j in range(k):
+                if not bits >> j & 1:
+                    out[b, have[j]] = False
+        else:
+            out[b, have[int(torch.randint(k, (), generator=generator))]] = False
     return out

@@ -38,13 +38,16 @@ class DecodedBoxes:
     """Decoded boxes of one sample, vehicle frame.
 
     Attributes: boxes (K, 7) float32; scores (K,) float32 in [0, 1]; labels (K,) int64
-    ObjectClass values; velocities (K, 2) float32 m/s.
+    ObjectClass values; velocities (K, 2) float32 m/s; sources (K, 3) int64 ``(task, class
+    channel, flat cell index)`` of the heatmap peak each box came from (None where boxes were
+    merged from several heads).
     """
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
     velocities: torch.Tensor
+    sources: torch.Tensor | None = None
 
 
 class CenterHead(nn.Module):
@@ -102,7 +105,8 @@ def decode(outputs: list[TaskOutput], config: HeadConfig, grid: GridConfig, stri
         order = scores.argsort(descending=True)[:config.max_detections]
         results.append(DecodedBoxes(boxes[order], scores[order],
                                     torch.cat([p.labels for p in parts])[order],
-                                    torch.cat([p.velocities for p in parts])[order]))
+                                    torch.cat([p.velocities for p in parts])[order],
+                                    torch.cat([p.sources for p in parts])[order]))
     return results
 
 
@@ -129,7 +133,9 @@ def _decode_task(out: TaskOutput, b: int, classes: list[ObjectClass], config: He
         keep_idx = ops.nms_bev(boxes, scores, config.nms_iou_threshold, labels=labels)
     else:
         keep_idx = torch.arange(boxes.shape[0], device=boxes.device)
-    return DecodedBoxes(boxes[keep_idx], scores[keep_idx], labels[keep_idx], vel[keep_idx])
+    sources = torch.stack([torch.full_like(cls_idx, task_index), cls_idx, cell], -1)
+    return DecodedBoxes(boxes[keep_idx], scores[keep_idx], labels[keep_idx], vel[keep_idx],
+                        sources[keep_idx])
 
 
 def box_code(boxes: torch.Tensor, velocities: torch.Tensor, cells_hw: torch.Tensor,

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..models.config import GridConfig, HeadConfig
-from ..models.heads import TaskOutput, regression_to_boxes
+from .config import GridConfig, HeadConfig
+from .heads import TaskOutput, regression_to_boxes
 from .targets import TaskTargets
 
 

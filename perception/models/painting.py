@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.batch import Batch
 from ..types import Modality
+from .batch import Batch
 from .camera import ImageBackbone, SmallFPN
 from .config import PaintingConfig
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import ops
-from ..train.batch import RADAR_COLUMNS
+from .batch import RADAR_COLUMNS
 from .common import PillarFeatureNet, pillar_grid, points_in_range, scatter_to_bev
 from .config import GridConfig, RadarConfig
 

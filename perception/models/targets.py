@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..models.config import GridConfig, HeadConfig
-from ..models.heads import box_code
+from .config import GridConfig, HeadConfig
+from .heads import box_code
 
 
 @dataclass

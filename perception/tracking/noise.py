@@ -19,13 +19,13 @@ so a score threshold separates them only in part, as with a real detector.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ValidationError
-from ..types import Boxes3D, Detections, ObjectClass, wrap_heading
+from ..types import Boxes3D, Detections, ObjectClass, SensorFrame, wrap_heading
 
 _FP_SIZES = {  # typical (l, w, h) per class, metres
     int(ObjectClass.VEHICLE): (4.5, 1.9, 1.6),
@@ -83,16 +83,41 @@ def noisy_detections(frames: Sequence[Boxes3D], stamps_ns: Sequence[int],
     """
     if len(frames) != len(stamps_ns):
         raise ValidationError(f"noisy_detections: {len(frames)} frames, {len(stamps_ns)} stamps")
-    burst_left: dict[object, int] = {}
-    out = []
-    for gt, stamp_ns in zip(frames, stamps_ns):
+    model = NoisyGroundTruthDetector(noise, rng)
+    return [model.detect(gt, stamp_ns) for gt, stamp_ns in zip(frames, stamps_ns)]
+
+
+class NoisyGroundTruthDetector:
+    """Stands in for a detector in the pipeline: ``detector(frame)`` gives noisy detections of
+    the frame's ground truth (the noise model above; bursts of misses carry across frames).
+
+    Args:
+        noise: the noise parameters.
+        rng: random generator, or an int seed.
+        ground_truth: boxes by stamp, for frames that do not carry their own (frames rebuilt
+            by a sensor sync from messages have no labels).
+    """
+
+    def __init__(self, noise: DetectionNoise, rng: np.random.Generator | int = 0,
+                 ground_truth: Mapping[int, Boxes3D] | None = None):
+        self.noise = noise
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.ground_truth = ground_truth if ground_truth is not None else {}
+        self._burst_left: dict[object, int] = {}
+
+    def __call__(self, frame: SensorFrame) -> Detections:
+        gt = frame.boxes if frame.boxes is not None else self.ground_truth.get(
+            int(frame.stamp_ns), Boxes3D.empty())
+        return self.detect(gt, frame.stamp_ns)
+
+    def detect(self, gt: Boxes3D, stamp_ns: int) -> Detections:
         if gt.ids is None and len(gt):
             raise ValidationError("noisy_detections: ground-truth Boxes3D.ids must be set")
-        detected = _detected_mask(gt, noise, rng, burst_left)
-        true_part = _perturb(gt, detected, noise, rng)
-        false_part = _false_positives(noise, rng, with_velocity=gt.velocities is not None)
-        out.append(_concat(stamp_ns, true_part, false_part))
-    return out
+        detected = _detected_mask(gt, self.noise, self.rng, self._burst_left)
+        true_part = _perturb(gt, detected, self.noise, self.rng)
+        false_part = _false_positives(self.noise, self.rng,
+                                      with_velocity=gt.velocities is not None)
+        return _concat(stamp_ns, true_part, false_part)
 
 
 def _detected_mask(gt: Boxes3D, noise: DetectionNoise, rng: np.random.Generator,

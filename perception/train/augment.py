@@ -19,8 +19,15 @@ import dataclasses
 
 import numpy as np
 
-from ..types import (Boxes3D, Calibration, CameraConvention, CameraImage, RadarScan,
-                     SensorFrame, wrap_heading)
+from ..types import (
+    Boxes3D,
+    Calibration,
+    CameraConvention,
+    CameraImage,
+    RadarScan,
+    SensorFrame,
+    wrap_heading,
+)
 from .config import AugmentConfig
 
 _MIRROR_Y = np.diag([1.0, -1.0, 1.0])

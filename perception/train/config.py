@@ -1,7 +1,8 @@
 """Experiment configuration: ``configs/models/*.yaml`` = model + data + augmentation + training.
 
-Loaded with :func:`perception.config.load_config` (one level of ``base:``); every problem is a
-:class:`~perception.errors.ConfigError` naming the file and key.
+Every schema of an experiment lives here (so the training modules import this one, never each
+other, for their settings). Loaded with :func:`perception.config.load_config` (one level of
+``base:``); every problem is a :class:`~perception.errors.ConfigError` naming the file and key.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import Literal
 from ..config import load_config
 from ..errors import ConfigError
 from ..models.config import ModelConfig
-from .gt_sampling import GtSamplingConfig, check_compatible
-from .pretrained import PretrainedSource
+from ..types import DETECTION_CLASSES
 
 
 @dataclass
@@ -63,6 +63,63 @@ class DataConfig:
                                  f"validation must use held-out seeds")
         elif self.train_root is None:
             raise ValueError(f"train_root: required for source {self.source!r}")
+
+
+def _default_max_per_class() -> dict[str, int]:
+    return {c.name: 6 for c in DETECTION_CLASSES}
+
+
+@dataclass
+class GtSamplingConfig:
+    """Ground-truth sampling (``augment.gt_sampling``); lidar-only models.
+
+    Attributes:
+        enabled: paste sampled objects into training frames (before the global transform).
+        max_per_class: class name -> most objects pasted per frame (0 disables a class).
+        min_points: objects with fewer lidar points are not stored in the database.
+        max_tries_per_object: candidates drawn per wanted object; candidates that overlap a
+            box in BEV are discarded, so more tries fill crowded frames better.
+    """
+
+    enabled: bool = False
+    max_per_class: dict[str, int] = field(default_factory=_default_max_per_class)
+    min_points: int = field(default=5, metadata={"ge": 1})
+    max_tries_per_object: int = field(default=3, metadata={"gt": 0})
+
+    def validate(self) -> None:
+        known = [c.name for c in DETECTION_CLASSES]
+        for name, count in self.max_per_class.items():
+            if name not in known:
+                raise ValueError(f"max_per_class: unknown class {name!r}; expected one of "
+                                 f"{known}")
+            if count < 0:
+                raise ValueError(f"max_per_class.{name}: expected a count >= 0, got {count}")
+
+
+def check_gt_sampling(model: ModelConfig) -> None:
+    """Raise :class:`ConfigError` when ``model`` reads camera images (camera branch or point
+    painting): pasted lidar points would disagree with the images."""
+    users = [name for name in ("camera", "painting") if getattr(model, name) is not None]
+    if users:
+        keys = " and ".join(f"model.{name}" for name in users)
+        raise ConfigError(f"augment.gt_sampling: ground-truth sampling pastes lidar points "
+                          f"only, so the images would disagree with the pasted objects; it "
+                          f"cannot be used with a model that reads cameras ({keys} set). "
+                          f"Disable augment.gt_sampling or remove {keys}.")
+
+
+@dataclass
+class PretrainedSource:
+    """One checkpoint and the top-level modules taken from it.
+
+    Attributes:
+        checkpoint: a checkpoint written by :class:`~perception.train.trainer.Trainer`.
+        modules: top-level module names of the detector, e.g. ``[lidar, backbone, head]``.
+    """
+
+    checkpoint: str
+    modules: tuple[str, ...] = field(default=(), metadata={"min_len": 1})
+
 
 
 @dataclass
@@ -139,7 +196,7 @@ class ExperimentConfig:
         # Caught at load time (naming the file) rather than when training starts.
         if self.augment.enabled and self.augment.gt_sampling.enabled:
             try:
-                check_compatible(self.model)
+                check_gt_sampling(self.model)
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
 

@@ -19,7 +19,7 @@ from ..models.config import ModelConfig
 from ..types import DETECTION_CLASSES, Modality
 from .config import load_experiment
 from .data import build_dataset
-from .trainer import data_config, evaluate_model, load_detector
+from .trainer import data_config, evaluate_model, load_trained
 
 
 def modality_ablations(model) -> list[frozenset[Modality]]:
@@ -43,7 +43,7 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
     ``ablations=False`` evaluates the ``all`` row only. ``detection_config`` overrides the
     official Waymo IoU thresholds.
     """
-    model, config = load_detector(path)
+    model, config = load_trained(path)
     if config_path is not None:
         given = load_experiment(config_path)
         if _network(given.model) != _network(config.model):
@@ -63,7 +63,7 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
 def _network(model: ModelConfig) -> ModelConfig:
     """``model`` without its training-only settings (modality dropout, depth-loss weight),
     which do not change what a checkpoint computes."""
-    fuser = dataclasses.replace(model.fuser, modality_dropout=0.0)
+    fuser = dataclasses.replace(model.fuser, modality_dropout=0.0, modality_dropout_mode="one")
     camera = (dataclasses.replace(model.camera, depth_loss_weight=0.0)
               if model.camera is not None else None)
     return dataclasses.replace(model, fuser=fuser, camera=camera)

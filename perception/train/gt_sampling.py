@@ -8,7 +8,8 @@ the frame (or one pasted before it). The lidar points inside each pasted box are
 the object's own points.
 
 Only the lidar sweep and the labels change: camera images cannot be edited consistently, so
-camera and point-painting models refuse the augmentation (:func:`check_compatible`), and
+camera and point-painting models refuse the augmentation
+(:func:`perception.train.config.check_gt_sampling`), and
 radar scans are left as they are (pasted objects have no radar returns).
 
 Storage: a single ``.npz`` of plain arrays (read with ``allow_pickle=False``). Object points
@@ -24,22 +25,18 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..config import to_dict
+from ..errors import DataError
 from ..geometry import bev_intersection, points_in_boxes
 from ..types import BOX_DIM, DETECTION_CLASSES, Boxes3D, ObjectClass, SensorFrame
+from .config import DataConfig, GtSamplingConfig
 
-if TYPE_CHECKING:  # run time imports would be circular: config.py imports this module
-    from ..models.config import ModelConfig
-    from .config import DataConfig
-
-__all__ = ["GtSamplingConfig", "GroundTruthDatabase", "check_compatible", "database_path",
-           "training_database"]
+__all__ = ["GroundTruthDatabase", "database_path"]
 
 log = logging.getLogger("perception.train")
 
@@ -47,49 +44,6 @@ DATABASE_FORMAT = "perception.gt_database/1"
 
 _UNKNOWN_INDEX = -1
 """Stored laser_id / return_index of points whose sweep did not carry them."""
-
-
-def _default_max_per_class() -> dict[str, int]:
-    return {c.name: 6 for c in DETECTION_CLASSES}
-
-
-@dataclass
-class GtSamplingConfig:
-    """Ground-truth sampling (``augment.gt_sampling``); lidar-only models.
-
-    Attributes:
-        enabled: paste sampled objects into training frames (before the global transform).
-        max_per_class: class name -> most objects pasted per frame (0 disables a class).
-        min_points: objects with fewer lidar points are not stored in the database.
-        max_tries_per_object: candidates drawn per wanted object; candidates that overlap a
-            box in BEV are discarded, so more tries fill crowded frames better.
-    """
-
-    enabled: bool = False
-    max_per_class: dict[str, int] = field(default_factory=_default_max_per_class)
-    min_points: int = field(default=5, metadata={"ge": 1})
-    max_tries_per_object: int = field(default=3, metadata={"gt": 0})
-
-    def validate(self) -> None:
-        known = [c.name for c in DETECTION_CLASSES]
-        for name, count in self.max_per_class.items():
-            if name not in known:
-                raise ValueError(f"max_per_class: unknown class {name!r}; expected one of "
-                                 f"{known}")
-            if count < 0:
-                raise ValueError(f"max_per_class.{name}: expected a count >= 0, got {count}")
-
-
-def check_compatible(model: ModelConfig) -> None:
-    """Raise :class:`ConfigError` when ``model`` reads camera images (camera branch or point
-    painting): pasted lidar points would disagree with the images."""
-    users = [name for name in ("camera", "painting") if getattr(model, name) is not None]
-    if users:
-        keys = " and ".join(f"model.{name}" for name in users)
-        raise ConfigError(f"augment.gt_sampling: ground-truth sampling pastes lidar points "
-                          f"only, so the images would disagree with the pasted objects; it "
-                          f"cannot be used with a model that reads cameras ({keys} set). "
-                          f"Disable augment.gt_sampling or remove {keys}.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,27 +395,7 @@ def database_path(data: DataConfig, config: GtSamplingConfig) -> Path | None:
     ``min_points`` (what the database depends on); None without a cache directory."""
     if not data.cache_dir:
         return None
-    from ..config import to_dict
-
     key = json.dumps({"format": DATABASE_FORMAT, "data": to_dict(data),
                       "min_points": config.min_points}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return Path(data.cache_dir) / f"gt_database_{digest}.npz"
-
-
-def training_database(config: GtSamplingConfig, model: ModelConfig, data: DataConfig,
-                      progress: bool = True) -> GroundTruthDatabase:
-    """The database of the un-augmented ``train`` split of ``data``, checked against
-    ``model``; read from :func:`database_path` when cached there, else built and cached."""
-    from .data import build_dataset
-
-    check_compatible(model)
-    path = database_path(data, config)
-    if path is not None and path.is_file():
-        return GroundTruthDatabase.load(path)
-    frames = build_dataset(data, "train")
-    db = GroundTruthDatabase.build((frames[i] for i in range(len(frames))), config.min_points,
-                                   progress)
-    if path is not None:
-        db.save(path)
-    return db

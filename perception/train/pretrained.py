@@ -14,27 +14,15 @@ input weights start at zero, so the fused model starts as the single-modality on
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.checkpoint import load_checkpoint_file
 from ..types import Modality
-
-
-@dataclass
-class PretrainedSource:
-    """One checkpoint and the top-level modules taken from it.
-
-    Attributes:
-        checkpoint: a checkpoint written by :class:`~perception.train.trainer.Trainer`.
-        modules: top-level module names of the detector, e.g. ``[lidar, backbone, head]``.
-    """
-
-    checkpoint: str
-    modules: tuple[str, ...] = field(default=(), metadata={"min_len": 1})
+from .config import PretrainedSource
 
 
 def load_pretrained(model: nn.Module, sources: tuple[PretrainedSource, ...] | list,
@@ -44,8 +32,6 @@ def load_pretrained(model: nn.Module, sources: tuple[PretrainedSource, ...] | li
     Returns ``{"<checkpoint>:<module>": tensors copied}``. Nothing is copied unless every
     source agrees with the model.
     """
-    from .trainer import load_checkpoint_file
-
     own = model.state_dict()
     copies: dict[str, torch.Tensor] = {}
     widenings: list[tuple[str, Modality, dict[str, torch.Tensor]]] = []

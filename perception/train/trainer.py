@@ -22,24 +22,33 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..config import to_dict
+from ..config import from_dict, to_dict
 from ..errors import ConfigError, DataError
 from ..eval.detection import DetectionConfig, DetectionResult, evaluate_detection
-from ..models.config import GridConfig
+from ..models.batch import BatchSpec, collate_frames
+from ..models.checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint_file,
+    load_state_checked,
+)
+from ..models.config import ModelConfig, ground_truth_in_grid
 from ..models.detector import build_detector
-from ..types import Boxes3D, Modality, SensorFrame
+from ..models.losses import LossBreakdown
+from ..types import Modality, SensorFrame
 from .augment import random_augment
-from .batch import BatchSpec, collate_frames
-from .config import AugmentConfig, ExperimentConfig
+from .config import (
+    AugmentConfig,
+    DataConfig,
+    ExperimentConfig,
+    GtSamplingConfig,
+    check_gt_sampling,
+)
 from .data import FrameDataset, build_dataset, frame_key
 from .ddp import DistInfo, barrier, init_distributed, unwrap, wrap_model
-from .gt_sampling import GroundTruthDatabase, training_database
-from .losses import LossBreakdown
+from .gt_sampling import GroundTruthDatabase, database_path
 from .pretrained import load_pretrained
 
 log = logging.getLogger("perception.train")
-
-CHECKPOINT_FORMAT = "fusion_perception.checkpoint/1"
 
 
 class Collate:
@@ -109,16 +118,6 @@ def data_config(config: ExperimentConfig):
     if config.model.lidar is None and data.lidar_sweeps != 1:
         data = dataclasses.replace(data, lidar_sweeps=1)
     return data
-
-
-def ground_truth_in_grid(boxes: Boxes3D | None, grid: GridConfig) -> Boxes3D:
-    """GT boxes whose centre lies inside the model's BEV range: the evaluated region."""
-    if boxes is None:
-        return Boxes3D.empty()
-    r = grid.point_range_m
-    c = boxes.boxes
-    keep = (c[:, 0] >= r[0]) & (c[:, 0] < r[3]) & (c[:, 1] >= r[1]) & (c[:, 1] < r[4])
-    return boxes.select(keep)
 
 
 @torch.no_grad()
@@ -336,27 +335,31 @@ class Trainer:
         self._tb.flush()
 
 
-def load_checkpoint_file(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """Read a checkpoint with ``torch.load(..., weights_only=True)``; typed errors on bad files."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("checkpoint not found", source=str(path))
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # unpickling refusals and corrupt files alike
-        raise DataError(f"cannot load checkpoint: {exc}", source=str(path)) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"not a {CHECKPOINT_FORMAT} file", source=str(path))
-    return state
+def training_database(config: GtSamplingConfig, model: ModelConfig, data: DataConfig,
+                      progress: bool = True) -> GroundTruthDatabase:
+    """The database of the un-augmented ``train`` split of ``data``, checked against
+    ``model``; read from :func:`database_path` when cached there, else built and cached."""
+    check_gt_sampling(model)
+    path = database_path(data, config)
+    if path is not None and path.is_file():
+        return GroundTruthDatabase.load(path)
+    frames = build_dataset(data, "train")
+    db = GroundTruthDatabase.build((frames[i] for i in range(len(frames))), config.min_points,
+                                   progress)
+    if path is not None:
+        db.save(path)
+    return db
 
 
-def load_detector(path: str | Path, device: torch.device | str = "cpu"):
-    """Model and experiment config from a checkpoint (for evaluation and deployment)."""
-    from ..config import from_dict
-
+def load_trained(path: str | Path, device: torch.device | str = "cpu"
+                 ) -> tuple[torch.nn.Module, ExperimentConfig]:
+    """Detector (eval mode) and the whole experiment config it was trained with, from a
+    training checkpoint (weights-only files carry no experiment config)."""
     state = load_checkpoint_file(path, device)
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise DataError(f"a training checkpoint ({CHECKPOINT_FORMAT}) is needed here, not "
+                        f"{state['format']}", source=str(path))
     config = from_dict(ExperimentConfig, state["config"], source=f"{path}:config")
-    model = build_detector(config.model).to(device)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, config
+    model = build_detector(config.model)
+    load_state_checked(model, state["model"], str(path))
+    return model.to(device).eval(), config

@@ -8,8 +8,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perception.models.config import (BackboneConfig, CameraConfig, FuserConfig, GridConfig,
-                                      HeadConfig, LidarConfig, ModelConfig, RadarConfig)
+from perception.models.config import (
+    BackboneConfig,
+    CameraConfig,
+    FuserConfig,
+    GridConfig,
+    HeadConfig,
+    LidarConfig,
+    ModelConfig,
+    RadarConfig,
+)
 from perception.train.data import SimFrames
 
 

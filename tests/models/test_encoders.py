@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from perception.models.backbone import SecondFPN
+from perception.models.batch import collate_frames
 from perception.models.camera import LSSCameraEncoder
 from perception.models.heads import REGRESSION_CHANNELS, CenterHead
 from perception.models.lidar import PillarLidarEncoder
 from perception.models.radar import RadarPillarEncoder
-from perception.train.batch import collate_frames
 from perception.types import Modality
 
 from ._helpers import small_model_config
@@ -125,7 +125,7 @@ def test_backbone_and_head_shapes():
 
 
 def test_radar_velocity_is_radial_from_the_sensor(tiny_frames):
-    from perception.train.batch import radar_point_features
+    from perception.models.batch import radar_point_features
     frame = tiny_frames[0]
     feats = radar_point_features(frame)
     scan = next(iter(frame.radars.values()))

@@ -6,12 +6,12 @@ import dataclasses
 
 import torch
 
+from perception.models.batch import collate_frames
 from perception.models.config import ModelConfig, PaintingConfig
 from perception.models.detector import LateFusionDetector, batch_spec, build_detector
 from perception.models.heads import DecodedBoxes
 from perception.models.late_fusion import merge_boxes
 from perception.models.painting import PointPainter
-from perception.train.batch import collate_frames
 from perception.types import Modality
 
 from ._helpers import small_model_config

@@ -10,8 +10,12 @@ import torch
 
 from perception.models.config import GridConfig, HeadConfig
 from perception.models.heads import TaskOutput, decode
-from perception.train.losses import aligned_iou_loss, center_losses, gaussian_focal_loss
-from perception.train.targets import build_targets, draw_gaussian, gaussian_radius
+from perception.models.losses import (
+    aligned_iou_loss,
+    center_losses,
+    gaussian_focal_loss,
+)
+from perception.models.targets import build_targets, draw_gaussian, gaussian_radius
 from perception.types import ObjectClass
 
 GRID = GridConfig(point_range_m=(-20.0, -20.0, -3.0, 20.0, 20.0, 3.0), cell_size_m=(0.5, 0.5))

@@ -10,8 +10,7 @@ import torch.nn.functional as F
 spconv = pytest.importorskip("spconv.pytorch")
 
 from perception.models.config import GridConfig, LidarConfig  # noqa: E402
-from perception.models.sparse import (SparseLidarEncoder,  # noqa: E402
-                                      install_spconv_cpu_workarounds)
+from perception.models.sparse import SparseLidarEncoder, install_spconv_cpu_workarounds  # noqa: E402
 
 
 def _random_sparse(shape, n, channels, gen):

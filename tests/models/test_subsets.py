@@ -9,10 +9,10 @@ import itertools
 import pytest
 import torch
 
+from perception.models.batch import MODALITY_ORDER, collate_frames
+from perception.models.config import FuserConfig
 from perception.models.detector import build_detector
 from perception.models.fuser import ConcatFuser, GatedFuser, modality_dropout
-from perception.models.config import FuserConfig
-from perception.train.batch import MODALITY_ORDER, collate_frames
 from perception.types import Modality
 
 from ._helpers import small_model_config
@@ -121,3 +121,18 @@ def test_modality_dropout_keeps_one_modality():
     dropped = (out[50:].sum(1) == 2).float().mean()
     assert 0.35 < float(dropped) < 0.65
     assert torch.equal(modality_dropout(present, 0.0), present)
+
+
+def test_subset_dropout_draws_every_proper_subset_and_never_empties():
+    gen = torch.Generator().manual_seed(0)
+    present = torch.ones((3000, 3), dtype=torch.bool)
+    out = modality_dropout(present, 1.0, gen, mode="subset")
+    rows = {tuple(r.tolist()) for r in out}
+    # Every non-empty proper subset of 3 modalities, and nothing else.
+    assert len(rows) == 6 and (True, True, True) not in rows and (False,) * 3 not in rows
+    counts = torch.unique(out, dim=0, return_counts=True)[1]
+    assert counts.min() > 400  # uniform: 500 expected each
+    # With two present, the subsets are the two singletons; absent ones stay absent.
+    two = torch.tensor([[True, False, True]] * 200)
+    out2 = modality_dropout(two, 1.0, gen, mode="subset")
+    assert not out2[:, 1].any() and (out2.sum(1) == 1).all()

@@ -13,8 +13,14 @@ from pathlib import Path
 import torch
 
 from perception.data.sim import Simulator
-from perception.models.config import (BackboneConfig, GridConfig, HeadConfig, LidarConfig,
-                                      ModelConfig, RadarConfig)
+from perception.models.config import (
+    BackboneConfig,
+    GridConfig,
+    HeadConfig,
+    LidarConfig,
+    ModelConfig,
+    RadarConfig,
+)
 from perception.train.config import AugmentConfig, ExperimentConfig, TrainConfig
 from perception.train.data import FrameDataset
 from perception.train.ddp import cleanup, init_distributed

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from perception.geometry.camera import project_points
+from perception.models.batch import radar_point_features
 from perception.train.augment import global_transform, random_augment
-from perception.train.batch import radar_point_features
 from perception.train.config import AugmentConfig
 from perception.types import wrap_heading
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from perception.errors import DataError
+from perception.models.checkpoint import load_checkpoint_file, load_detector
 from perception.train.config import AugmentConfig, ExperimentConfig, TrainConfig
 from perception.train.data import FrameDataset
-from perception.train.trainer import Trainer, load_checkpoint_file, load_detector
+from perception.train.trainer import Trainer
 
 from ..models._helpers import small_model_config
 
@@ -50,7 +51,7 @@ def test_checkpoint_round_trip_and_resume(tiny_frames, tmp_path, schedule):
         assert torch.allclose(p, q, atol=1e-6)
 
     model, config = load_detector(path)
-    assert config.model == a.config.model
+    assert config == a.config.model
     assert not model.training
     det = model.predict(tiny_frames[:1])[0]
     assert det.modalities

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from perception.data.frame_npz import load_frame_npz, save_frame_npz
 from perception.errors import DataError, ValidationError
-from perception.train.batch import BatchSpec, collate_frames
-from perception.train.data import SimFrames, load_frame_npz, save_frame_npz
+from perception.models.batch import BatchSpec, collate_frames
+from perception.train.data import SimFrames
 from perception.types import Modality
 
 
@@ -78,8 +79,8 @@ def test_collate_masks_and_camera_resize(tiny_frames):
 
 
 def test_radar_scans_accumulate_into_the_current_vehicle_frame(tmp_path):
+    from perception.models.batch import radar_point_features
     from perception.train.data import FrameDataset
-    from perception.train.batch import radar_point_features
 
     sim = SimFrames("tiny", seeds=[0], frames_per_seed=3, stride=2, cache_dir=tmp_path)
     single = FrameDataset(sim, 3)

@@ -13,11 +13,16 @@ import pytest
 from perception.errors import ConfigError, DataError
 from perception.geometry import count_points_in_boxes, points_in_boxes
 from perception.models.config import PaintingConfig
-from perception.train.config import load_experiment
-from perception.train.gt_sampling import (GroundTruthDatabase, GtSamplingConfig,
-                                          check_compatible, database_path, training_database)
-from perception.types import (DETECTION_CLASSES, Boxes3D, LidarSweep, ObjectClass,
-                              SensorFrame)
+from perception.train.config import GtSamplingConfig, check_gt_sampling, load_experiment
+from perception.train.gt_sampling import GroundTruthDatabase, database_path
+from perception.train.trainer import training_database
+from perception.types import (
+    DETECTION_CLASSES,
+    Boxes3D,
+    LidarSweep,
+    ObjectClass,
+    SensorFrame,
+)
 
 from ..models._helpers import small_model_config
 
@@ -226,12 +231,12 @@ def test_frames_without_lidar_or_labels_are_unchanged(tiny_frames, database):
 
 def test_camera_models_are_refused():
     with pytest.raises(ConfigError, match="model.camera"):
-        check_compatible(small_model_config())
+        check_gt_sampling(small_model_config())
     painting = dataclasses.replace(small_model_config(), camera=None, radar=None,
                                    fusion="early", painting=PaintingConfig())
     with pytest.raises(ConfigError, match="model.painting"):
-        check_compatible(painting)
-    check_compatible(dataclasses.replace(small_model_config(), camera=None))
+        check_gt_sampling(painting)
+    check_gt_sampling(dataclasses.replace(small_model_config(), camera=None))
 
 
 def test_unknown_class_in_yaml_is_config_error(tmp_path):

@@ -7,8 +7,13 @@ import time
 
 import torch
 
-from perception.models.config import (BackboneConfig, GridConfig, HeadConfig, LidarConfig,
-                                      ModelConfig)
+from perception.models.config import (
+    BackboneConfig,
+    GridConfig,
+    HeadConfig,
+    LidarConfig,
+    ModelConfig,
+)
 from perception.train.config import AugmentConfig, ExperimentConfig, TrainConfig
 from perception.train.data import FrameDataset
 from perception.train.trainer import Trainer, evaluate_model

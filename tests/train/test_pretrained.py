@@ -6,12 +6,17 @@ import pytest
 import torch
 
 from perception.errors import ConfigError, DataError
+from perception.models.batch import collate_frames
 from perception.models.config import LidarConfig
 from perception.models.detector import build_detector
-from perception.train.config import AugmentConfig, ExperimentConfig, TrainConfig
-from perception.train.batch import collate_frames
+from perception.train.config import (
+    AugmentConfig,
+    ExperimentConfig,
+    PretrainedSource,
+    TrainConfig,
+)
 from perception.train.data import FrameDataset
-from perception.train.pretrained import PretrainedSource, load_pretrained
+from perception.train.pretrained import load_pretrained
 from perception.train.trainer import Trainer
 
 from ..models._helpers import small_model_config

@@ -26,10 +26,15 @@ import pytest
 import torch
 
 from perception.cli import main as cli_main
-from perception.data import waymo
+from perception.data import waymo, waymo_writer
 from perception.geometry import count_points_in_boxes
 from perception.models.config import GridConfig
-from perception.train.config import AugmentConfig, DataConfig, ExperimentConfig, TrainConfig
+from perception.train.config import (
+    AugmentConfig,
+    DataConfig,
+    ExperimentConfig,
+    TrainConfig,
+)
 from perception.train.trainer import Trainer, evaluate_model
 from perception.types import LidarSweep, Modality, ObjectClass
 
@@ -119,7 +124,7 @@ def waymo_lidar_root(tmp_path, fixture_file, shared_data):
                        waymo.LIDAR_COLUMNS)
     src = tmp_path / "src"
     src.mkdir()
-    waymo.write_frames(src / f"{frame.sequence_id}.tfrecord",
+    waymo_writer.write_frames(src / f"{frame.sequence_id}.tfrecord",
                        [dataclasses.replace(frame, lidar=sweep)])
     out = tmp_path / "converted"
     _convert(src, out)
