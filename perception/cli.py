@@ -12,9 +12,8 @@ import logging
 import sys
 
 from . import __version__
-from .commands import convert
+from .commands import convert, demo, explain, info
 from .commands import eval as eval_command
-from .commands import demo, info
 from .commands import launch as launch_command
 from .commands import train as train_command
 from .errors import PerceptionError
@@ -24,6 +23,7 @@ COMMANDS = (
     demo,
     convert,
     eval_command,
+    explain,
     launch_command,
     train_command,
 )
