@@ -22,26 +22,40 @@ from .data import build_dataset
 from .trainer import data_config, evaluate_model, load_trained
 
 
-def modality_ablations(model) -> list[frozenset[Modality]]:
+def modality_ablations(model, single: bool = False) -> list[frozenset[Modality]]:
     """``[{}] + [{m} for each model modality]``: what to drop, one row each (single-modality
-    models get only the full row)."""
+    models get only the full row). ``single`` adds one row per modality kept alone (for a
+    3-modality model: every non-empty subset of its sensors, 7 rows)."""
     mods = list(model.modalities)
     drops = [frozenset()]
     if len(mods) > 1:
         drops += [frozenset({m}) for m in mods]
+    if single and len(mods) > 2:
+        drops += [frozenset(mods) - {m} for m in mods]
     return drops
+
+
+def row_name(drop: frozenset[Modality], modalities: tuple[Modality, ...]) -> str:
+    """``all``, ``without_<m>...`` or, when one modality is left, ``only_<m>``."""
+    if not drop:
+        return "all"
+    kept = [m for m in modalities if m not in drop]
+    if len(kept) == 1 and len(drop) > 1:
+        return f"only_{kept[0].value}"
+    return "without_" + "_".join(sorted(m.value for m in drop))
 
 
 def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int = 2,
                         config_path: str | Path | None = None, ablations: bool = True,
                         progress: bool = False,
-                        detection_config: DetectionConfig | None = None) -> dict:
+                        detection_config: DetectionConfig | None = None,
+                        single_modalities: bool = False) -> dict:
     """``{"all": metrics, "without_lidar": metrics, ...}`` (metrics as ``to_json()``).
 
     The validation frames come from ``config_path``'s data section when given (its model
     section must equal the checkpoint's), otherwise from the config stored in the checkpoint.
     ``ablations=False`` evaluates the ``all`` row only. ``detection_config`` overrides the
-    official Waymo IoU thresholds.
+    official Waymo IoU thresholds. ``single_modalities`` adds ``only_<m>`` rows.
     """
     model, config = load_trained(path)
     if config_path is not None:
@@ -52,8 +66,9 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
         config = given
     frames = build_dataset(data_config(config), "val")
     out = {}
-    for drop in (modality_ablations(model) if ablations else [frozenset()]):
-        name = "all" if not drop else "without_" + "_".join(sorted(m.value for m in drop))
+    drops = modality_ablations(model, single_modalities) if ablations else [frozenset()]
+    for drop in drops:
+        name = row_name(drop, model.modalities)
         out[name] = evaluate_model(model, frames, batch_size, drop=drop, max_frames=max_frames,
                                    progress=name if progress else None,
                                    detection_config=detection_config).to_json()
