@@ -50,6 +50,8 @@ log = logging.getLogger("perception.pipeline")
 
 DEFAULT_TRACKER_CONFIG = config_dir() / "tracking" / "sim.yaml"
 PRECISIONS = ("fp32", "fp16")
+BACKENDS = ("torch",)
+"""Inference backends of :meth:`Pipeline.from_checkpoint`."""
 Message = LidarSweep | CameraImage | RadarScan | EgoPose
 
 
@@ -180,12 +182,15 @@ class Pipeline:
                         tracker_config: TrackerConfig | str | Path | None = None,
                         device: str | torch.device = "cpu", *,
                         sync_config: SyncConfig | None = None, track: bool = True,
-                        **options) -> Pipeline:
+                        backend: str = "torch", **options) -> Pipeline:
         """A pipeline over the detector in ``path`` (a training checkpoint or a weights file;
         None: the shipped model, its sha256 checked against its card) and a tracker with
         ``tracker_config`` (a config, a YAML path, or None for ``configs/tracking/sim.yaml``;
         ``track=False`` for detections only). The sweeps and scans per frame come from the
-        checkpoint. ``options`` go to :class:`Pipeline` (``drop``, ``precision``, ...)."""
+        checkpoint. ``backend`` is one of :data:`BACKENDS`. ``options`` go to
+        :class:`Pipeline` (``drop``, ``precision``, ...)."""
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend: expected one of {BACKENDS}, got {backend!r}")
         path = shipped_weights_path(verify=True) if path is None else Path(path)
         loaded = read_detector(path, device)
         tracker = Tracker(_tracker_config(tracker_config)) if track else None
