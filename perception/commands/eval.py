@@ -35,6 +35,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CONFIG CKPT: skip the rows with one modality removed")
     p.add_argument("--max-frames", type=int, default=0, metavar="N",
                    help="CONFIG CKPT: evaluate the first N validation frames (0: all)")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="CONFIG CKPT: the validation seeds (default) or the second held-out "
+                        "test seeds (data.test_seeds; for final tables only)")
+    p.add_argument("--single", action="store_true",
+                   help="CONFIG CKPT: also rows with one modality alone")
+    p.add_argument("--misaligned", action="store_true",
+                   help="CONFIG CKPT: also rows with test-time misalignment (1 deg camera "
+                        "yaw, 0.2 m lidar shift, 100 ms camera lag, all three)")
     p.add_argument("--iou", type=float, nargs=3, metavar=("VEH", "PED", "CYC"),
                    help="3D IoU a match needs per class (default: Waymo's 0.7 0.5 0.5)")
     p.add_argument("--gt", type=Path, metavar="GT", help="ground-truth file")
@@ -77,6 +85,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     import json
 
     from ..train.evaluate import evaluate_checkpoint, format_rows
+    from ..train.misalign import STANDARD
 
     if not args.config.is_file():
         raise ConfigError(f"{args.config}: config file not found")
@@ -84,7 +93,9 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-frames: expected >= 0, got {args.max_frames}")
     results = evaluate_checkpoint(args.checkpoint, args.max_frames,
                                   config_path=args.config, ablations=not args.no_ablations,
-                                  progress=True, detection_config=_detection_config(args.iou))
+                                  progress=True, detection_config=_detection_config(args.iou),
+                                  single_modalities=args.single, split=args.split,
+                                  misalignments=STANDARD if args.misaligned else ())
     print(format_rows(results))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

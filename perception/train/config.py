@@ -27,6 +27,8 @@ class DataConfig:
         sim_preset: simulator preset name or YAML path.
         train_seeds, val_seeds: simulator seeds (one scenario each); validation seeds are
             held out from training.
+        test_seeds: a second held-out set of simulator seeds, for final tables only (never
+            for a choice of thresholds, epochs or configs); ``perception eval --split test``.
         frames_per_seed: frames taken from each seed, every ``frame_stride``-th frame.
         cache_dir: generated simulator frames are cached here as .npz (never pickles).
         train_root, val_root: dataset roots: a converted Waymo directory, a nuScenes devkit
@@ -44,6 +46,7 @@ class DataConfig:
     sim_preset: str = "tiny"
     train_seeds: tuple[int, ...] = (0,)
     val_seeds: tuple[int, ...] = (1000,)
+    test_seeds: tuple[int, ...] = ()
     frames_per_seed: int = field(default=20, metadata={"gt": 0})
     frame_stride: int = field(default=1, metadata={"gt": 0})
     cache_dir: str | None = "outputs/cache/sim"
@@ -61,6 +64,10 @@ class DataConfig:
             if overlap:
                 raise ValueError(f"val_seeds: {sorted(overlap)} also in train_seeds; "
                                  f"validation must use held-out seeds")
+            reused = (set(self.train_seeds) | set(self.val_seeds)) & set(self.test_seeds)
+            if reused:
+                raise ValueError(f"test_seeds: {sorted(reused)} also in train_seeds or "
+                                 f"val_seeds; the test set must be held out from both")
         elif self.train_root is None:
             raise ValueError(f"train_root: required for source {self.source!r}")
 
@@ -114,12 +121,16 @@ class PretrainedSource:
 
     Attributes:
         checkpoint: a checkpoint written by :class:`~perception.train.trainer.Trainer`.
-        modules: top-level module names of the detector, e.g. ``[lidar, backbone, head]``.
+        modules: top-level module names of the source detector, e.g. ``[lidar, backbone,
+            head]``.
+        into: where those modules go in this model: empty for the same names, or a module
+            path such as ``branches.lidar`` (a late-fusion branch started from a
+            single-modality detector).
     """
 
     checkpoint: str
     modules: tuple[str, ...] = field(default=(), metadata={"min_len": 1})
-
+    into: str = ""
 
 
 @dataclass

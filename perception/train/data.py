@@ -114,13 +114,22 @@ class SimFrames:
         return self._sims[seed]
 
 
+SPLITS = ("train", "val", "test")
+
+
 def build_dataset(config: DataConfig, split: str,
                   transform: Callable[[SensorFrame], SensorFrame] | None = None) -> FrameDataset:
-    """The ``train`` or ``val`` frames of ``config``."""
-    if split not in ("train", "val"):
-        raise ConfigError(f"split: expected 'train' or 'val', got {split!r}")
+    """The ``train``, ``val`` or ``test`` frames of ``config`` (``test``: simulator only)."""
+    if split not in SPLITS:
+        raise ConfigError(f"split: expected one of {SPLITS}, got {split!r}")
+    if split == "test" and config.source != "sim":
+        raise ConfigError("split 'test': held-out test seeds exist for the simulator only; "
+                          "use split 'val' with data.val_root")
     if config.source == "sim":
-        seeds = config.train_seeds if split == "train" else config.val_seeds
+        seeds = {"train": config.train_seeds, "val": config.val_seeds,
+                 "test": config.test_seeds}[split]
+        if not seeds:
+            raise ConfigError(f"data.{split}_seeds: empty; the config has no {split} split")
         frames = SimFrames(config.sim_preset, seeds, config.frames_per_seed, config.frame_stride,
                            config.cache_dir)
         return FrameDataset(frames, len(frames), transform, config.radar_scans,

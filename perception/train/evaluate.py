@@ -18,7 +18,8 @@ from ..eval.detection import DetectionConfig
 from ..models.config import ModelConfig
 from ..types import DETECTION_CLASSES, Modality
 from .config import load_experiment
-from .data import build_dataset
+from .misalign import Misalignment, misaligned_loader
+from .data import FrameDataset, build_dataset
 from .trainer import data_config, evaluate_model, load_trained
 
 
@@ -49,13 +50,16 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
                         config_path: str | Path | None = None, ablations: bool = True,
                         progress: bool = False,
                         detection_config: DetectionConfig | None = None,
-                        single_modalities: bool = False) -> dict:
+                        single_modalities: bool = False, split: str = "val",
+                        misalignments: tuple[Misalignment, ...] = ()) -> dict:
     """``{"all": metrics, "without_lidar": metrics, ...}`` (metrics as ``to_json()``).
 
     The validation frames come from ``config_path``'s data section when given (its model
     section must equal the checkpoint's), otherwise from the config stored in the checkpoint.
     ``ablations=False`` evaluates the ``all`` row only. ``detection_config`` overrides the
-    official Waymo IoU thresholds. ``single_modalities`` adds ``only_<m>`` rows.
+    official Waymo IoU thresholds. ``single_modalities`` adds ``only_<m>`` rows. ``split``:
+    ``val`` or ``test`` (the second held-out seeds, for final tables). Each of
+    ``misalignments`` adds a row with every modality and that test-time misalignment.
     """
     model, config = load_trained(path)
     if config_path is not None:
@@ -64,7 +68,7 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
             raise ConfigError(f"{config_path}: its model section differs from the one "
                               f"{path} was trained with")
         config = given
-    frames = build_dataset(data_config(config), "val")
+    frames = build_dataset(data_config(config), split)
     out = {}
     drops = modality_ablations(model, single_modalities) if ablations else [frozenset()]
     for drop in drops:
@@ -72,6 +76,13 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
         out[name] = evaluate_model(model, frames, batch_size, drop=drop, max_frames=max_frames,
                                    progress=name if progress else None,
                                    detection_config=detection_config).to_json()
+    for m in misalignments:
+        shifted = FrameDataset(misaligned_loader(frames.load, frames.previous, m),
+                               frames.length, frames.transform, frames.radar_scans,
+                               frames.lidar_sweeps, previous=frames.previous)
+        out[m.name] = evaluate_model(model, shifted, batch_size, max_frames=max_frames,
+                                     progress=m.name if progress else None,
+                                     detection_config=detection_config).to_json()
     return out
 
 

@@ -39,22 +39,27 @@ def load_pretrained(model: nn.Module, sources: tuple[PretrainedSource, ...] | li
     claimed: set[str] = set()
     for source in sources:
         checkpoint = load_checkpoint_file(source.checkpoint, device)
+        prefix = source.into + "." if source.into else ""
         for module in source.modules:
-            if module in claimed:
-                raise ConfigError(f"train.init_from: {module} is named by two sources")
-            claimed.add(module)
-            wanted = [k for k in own if k.startswith(module + ".")]
+            target = prefix + module
+            if target in claimed:
+                raise ConfigError(f"train.init_from: {target} is named by two sources")
+            claimed.add(target)
+            wanted = [k for k in own if k.startswith(target + ".")]
             if not wanted:
-                raise ConfigError(f"train.init_from: the model has no module {module!r} "
+                raise ConfigError(f"train.init_from: the model has no module {target!r} "
                                   f"(it has {sorted({k.split('.')[0] for k in own})})")
-            widening = _widening(model, module, own, wanted, checkpoint, source.checkpoint)
+            key = f"{Path(source.checkpoint).name}:{target}"
+            widening = (None if prefix else
+                        _widening(model, module, own, wanted, checkpoint, source.checkpoint))
             if widening is not None:
                 widenings.append(widening)
-                report[f"{Path(source.checkpoint).name}:{module}"] = len(widening[2])
+                report[key] = len(widening[2])
                 continue
-            copies.update(_same_tensors(own, wanted, checkpoint["model"], module,
-                                        source.checkpoint))
-            report[f"{Path(source.checkpoint).name}:{module}"] = len(wanted)
+            found = _same_tensors(own, [k[len(prefix):] for k in wanted], checkpoint["model"],
+                                  module, source.checkpoint, prefix)
+            copies.update({prefix + k: v for k, v in found.items()})
+            report[key] = len(wanted)
     for module, modality, state in widenings:
         # Dry run on a copy first: nothing is loaded unless every source fits.
         try:
@@ -68,17 +73,18 @@ def load_pretrained(model: nn.Module, sources: tuple[PretrainedSource, ...] | li
 
 
 def _same_tensors(own: dict[str, torch.Tensor], wanted: list[str],
-                  state: dict[str, torch.Tensor], module: str, path: str
+                  state: dict[str, torch.Tensor], module: str, path: str, prefix: str = ""
                   ) -> dict[str, torch.Tensor]:
-    """The source's tensors for ``wanted``; every one must exist with the model's shape."""
+    """The source's tensors for ``wanted`` (source names; the model's are ``prefix + name``);
+    every one must exist with the model's shape."""
     out = {}
     for key in wanted:
         if key not in state:
             raise ConfigError(f"train.init_from: {path} has no tensor {key!r}; was it "
                               f"trained with the same {module} config?")
-        if tuple(state[key].shape) != tuple(own[key].shape):
+        if tuple(state[key].shape) != tuple(own[prefix + key].shape):
             raise ConfigError(f"train.init_from: {key} is {tuple(state[key].shape)} in {path} "
-                              f"but {tuple(own[key].shape)} in the model")
+                              f"but {tuple(own[prefix + key].shape)} in the model")
         out[key] = state[key]
     return out
 
@@ -100,5 +106,7 @@ def _widening(model: nn.Module, module: str, own: dict[str, torch.Tensor],
         raise ConfigError(f"train.init_from: {path} fuses {modality.value}, which this "
                           f"model's {module} does not take")
     prefix = module + "."
-    return module, modality, {k[len(prefix):]: v for k, v in state.items()
-                              if k.startswith(prefix)}
+    relative = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if hasattr(target, "can_widen") and not target.can_widen(relative):
+        return None  # not a widening: the plain copy names the tensor that differs
+    return module, modality, relative

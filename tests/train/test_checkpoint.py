@@ -98,3 +98,20 @@ def test_evaluate_checkpoint_with_modality_ablations(tiny_frames, tmp_path):
     assert list(results) == ["all", "without_lidar", "without_camera", "without_radar"]
     assert 0.0 <= results["all"]["VEHICLE_LEVEL_1"]["AP"] <= 1.0
     assert "without_radar" in format_rows(results)
+
+
+def test_evaluate_checkpoint_on_the_test_split_with_misalignment(tiny_frames, tmp_path):
+    import dataclasses
+
+    from perception.train.config import DataConfig
+    from perception.train.evaluate import evaluate_checkpoint
+    from perception.train.misalign import STANDARD
+
+    trainer = _trainer(tiny_frames, tmp_path)
+    trainer.config = dataclasses.replace(trainer.config, data=DataConfig(
+        sim_preset="tiny", train_seeds=(0,), val_seeds=(5,), test_seeds=(6,),
+        frames_per_seed=1, cache_dir=str(tmp_path / "cache")))
+    path = trainer.save_checkpoint(tmp_path / "ckpt.pt")
+    results = evaluate_checkpoint(path, split="test", ablations=False,
+                                  misalignments=STANDARD)
+    assert list(results) == ["all"] + [m.name for m in STANDARD]

@@ -18,6 +18,7 @@ from perception.train.config import (
 from perception.train.data import FrameDataset
 from perception.train.pretrained import load_pretrained
 from perception.train.trainer import Trainer
+from perception.types import Modality
 
 from ..models._helpers import small_model_config
 
@@ -114,3 +115,33 @@ def test_widened_fuser_refuses_a_source_without_that_modality(tiny_frames, tmp_p
     camera_radar = build_detector(small_model_config(lidar=None))
     with pytest.raises(ConfigError, match="fuses lidar"):
         load_pretrained(camera_radar, [PretrainedSource(str(ckpt), ("fuser",))])
+
+
+def test_early_fusion_widened_from_lidar_starts_as_the_lidar_model(tiny_frames, tmp_path):
+    """Point painting appends image-feature columns to every lidar point: the pillar net's
+    first layer is widened with zero weights on them, so the painted model starts out
+    predicting exactly what the lidar-only model does."""
+    from perception.models.config import PaintingConfig
+
+    lidar_model, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
+    early = build_detector(small_model_config(
+        fusion="early", camera=None, radar=None,
+        painting=PaintingConfig(channels=4, image_size_hw=(64, 96),
+                                backbone_channels=(8, 16, 32))))
+    report = load_pretrained(early, [PretrainedSource(str(ckpt),
+                                                      ("lidar", "fuser", "backbone", "head"))])
+    assert "lidar.pt:lidar" in report
+    lidar_model.eval()
+    early.eval()
+    with torch.no_grad():
+        ref = lidar_model(collate_frames(tiny_frames[:2], lidar_model.spec)).tasks
+        batch = collate_frames(tiny_frames[:2], early.spec)
+        assert bool(batch.has(Modality.CAMERA).all())  # the points really are painted
+        out = early(batch).tasks
+    for a, b in zip(ref, out):
+        assert torch.allclose(a.heatmap, b.heatmap, atol=1e-5)
+    first = early.lidar.pfn.layers[0][0].weight
+    assert first.shape[1] == lidar_model.lidar.pfn.layers[0][0].weight.shape[1] + 5
+    early.train()
+    early.loss(batch, early(batch)).total.backward()
+    assert first.grad[:, 5:10].abs().sum() > 0  # the painted columns learn
