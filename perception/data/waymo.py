@@ -199,19 +199,29 @@ def decode_cameras(frame, source: str = "frame", index: int | None = None
             raise CalibrationError(f"{_where(source, index)}: camera {name} has an image but no "
                                    f"calibration in frame.context")
         calib = camera_calibration(calibrations[image.name], source, index)
-        stamp_ns = _seconds_to_ns(image.pose_timestamp) or int(frame.timestamp_micros) * 1000
+        def stamp(t_s: float, field: str) -> int:
+            return _seconds_to_ns(t_s, source, index, f"camera {name} {field}")
+
+        stamp_ns = stamp(image.pose_timestamp, "pose_timestamp") \
+            or int(frame.timestamp_micros) * 1000
         shutter = RollingShutter(
             SHUTTER_DIRECTIONS.get(calibrations[image.name].rolling_shutter_direction,
                                    "UNKNOWN"),
-            float(image.shutter), _seconds_to_ns(image.camera_trigger_time),
-            _seconds_to_ns(image.camera_readout_done_time))
+            float(image.shutter), stamp(image.camera_trigger_time, "camera_trigger_time"),
+            stamp(image.camera_readout_done_time, "camera_readout_done_time"))
         out[name] = CameraImage(name, stamp_ns, calib, encoded=bytes(image.image),
                                 rolling_shutter=shutter)
     return out
 
 
-def _seconds_to_ns(t_s: float) -> int:
-    return int(round(float(t_s) * 1e9))
+def _seconds_to_ns(t_s: float, source: str, index: int | None, what: str) -> int:
+    """Seconds (a proto double) -> int ns; DataError for NaN, infinities and values that do
+    not fit an int64 stamp, which ``int()`` would otherwise refuse with an untyped error."""
+    t_s = float(t_s)
+    if not np.isfinite(t_s) or not 0.0 <= t_s < 9.2e9:
+        raise DataError(f"{what}: {t_s!r} s is not a valid time (expected a finite value in "
+                        f"[0, 9.2e9) s)", source=source, index=index)
+    return int(round(t_s * 1e9))
 
 
 def camera_calibration(calib, source: str = "frame", index: int | None = None) -> Calibration:

@@ -23,6 +23,11 @@ _TAG_DIMS_PACKED = 0x0A          # MatrixShape.dims, packed
 _TAG_DATA = 0x0A                 # Matrix*.data, packed
 _TAG_SHAPE = 0x12                # Matrix*.shape
 
+MAX_MATRIX_BYTES = 64 << 20
+"""Largest serialized matrix accepted (64 MiB). Waymo's largest cell, the TOP pixel pose, is
+64 x 2650 x 6 float32 (4 MiB); the cap leaves room for larger sensors while a few kilobytes of
+forged zlib data (a decompression bomb) cannot inflate into gigabytes."""
+
 
 def parse_matrix_float(buf: bytes) -> np.ndarray:
     """Serialized ``MatrixFloat`` -> float32 array of its shape. Raises DataError when bad."""
@@ -34,10 +39,18 @@ def parse_matrix_float(buf: bytes) -> np.ndarray:
 
 def decompress_matrix(compressed: bytes) -> np.ndarray:
     """zlib-compressed serialized ``MatrixFloat`` -> float32 array. Raises DataError when bad."""
+    inflater = zlib.decompressobj()
     try:
-        raw = zlib.decompress(compressed)
+        raw = inflater.decompress(compressed, MAX_MATRIX_BYTES + 1)
+        if not inflater.unconsumed_tail:
+            raw += inflater.flush()
     except zlib.error as exc:
         raise DataError(f"corrupt zlib data: {exc}") from None
+    if len(raw) > MAX_MATRIX_BYTES or inflater.unconsumed_tail:
+        raise DataError(f"compressed matrix inflates to more than {MAX_MATRIX_BYTES} bytes "
+                        f"(larger than any range image)")
+    if not inflater.eof:
+        raise DataError("corrupt zlib data: truncated stream")
     return parse_matrix_float(raw)
 
 
