@@ -66,7 +66,8 @@ def _data_files():
     share = f"share/{PACKAGE}"
     files = [
         ("share/ament_index/resource_index/packages", [f"ros_nodes/resource/{PACKAGE}"]),
-        (share, ["package.xml"]),
+        # the Fast DDS profile the launch files give their nodes on one machine
+        (share, ["package.xml", "ros_nodes/fastdds_loopback.xml"]),
     ]
     # The shipped YAML configs, so that an installed (non-editable) package finds its presets;
     # see perception.config.config_dir.

@@ -3,8 +3,9 @@
 #   1. Debian packages (.ci/apt-packages.txt), only when root; otherwise the list is printed.
 #   2. the virtual environment itself;
 #   3. torch==2.13.0, before anything else, unless a torch (e.g. a CUDA build) is already there;
+#      CUDA=12.6 (or cpu) asks for that build instead (.ci/cuda_select.py decides);
 #   4. build tools, then the project (`pip install -e .`, which compiles the C++ ops);
-#   5. the pinned core dependencies;
+#   5. the pinned core dependencies, spconv matching torch (spconv-cuXXX for a CUDA torch);
 #   6. the ROS 2 wheels, then the ROS interface packages built into the venv;
 #   7. extras that need --no-deps (the Waymo protos).
 # Every step records a hash of its inputs under .venv/.setup/; a step whose inputs did not
@@ -16,6 +17,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+CUDA="${CUDA:-}"  # `make setup CUDA=12.6`: a torch and spconv built for CUDA 12.6; cpu; auto
+SPCONV_VERSION="${SPCONV_VERSION:-2.3.8}"
 STATE="$VENV/.setup"
 CI_DIR="$ROOT/.ci"
 START=$(date +%s)
@@ -61,7 +64,7 @@ run_step() {
 }
 
 pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check "$@"; }
-export VENV ROOT CI_DIR TORCH_SPEC
+export VENV ROOT CI_DIR TORCH_SPEC STATE
 
 # ---- 1. Debian packages ----------------------------------------------------------------------
 apt_packages() { sed -e 's/#.*//' "$CI_DIR/apt-packages.txt" | xargs; }
@@ -101,14 +104,24 @@ mkdir -p "$STATE"
 
 # ---- 3. torch, first -------------------------------------------------------------------------
 install_torch() {
+  local have=0 cuda=""
   if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    have=1
+    cuda=$("$VENV/bin/python" -c "import torch; print(torch.version.cuda or '')")
+  fi
+  eval "$(python3 "$CI_DIR/cuda_select.py" torch "$CUDA" "$have" "$cuda")"
+  if [ "$TORCH_ACTION" = keep ]; then
     # A torch that is already there (for example a CUDA build) is kept as it is.
     "$VENV/bin/python" -c "import torch; print('keeping torch', torch.__version__)"
+  elif [ -n "$TORCH_INDEX_URL" ]; then
+    pip_install --force-reinstall --no-deps "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"
+    pip_install "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"
   else
     pip_install "$TORCH_SPEC"
   fi
 }
-run_step torch "$(hash_of "$TORCH_SPEC")" install_torch
+export CUDA
+run_step torch "$(hash_of "$TORCH_SPEC" "cuda=$CUDA")" install_torch
 TORCH_VERSION=$("$VENV/bin/python" -c "import torch; print(torch.__version__)")
 
 # ---- 4. the project (compiles the C++ ops) ---------------------------------------------------
@@ -122,6 +135,9 @@ install_project() {
   if [ "${PERCEPTION_SKIP_EXT:-}" != "1" ]; then
     # Only torch is installed at this point: check the compiled module alone.
     "$VENV/bin/python" -c "import torch, perception._C as C; print('perception._C', C.build_info())"
+    # A CUDA torch without a CUDA toolkit (nvcc) builds the CPU ops only: say so.
+    "$VENV/bin/python" -c "import sys, torch, perception._C as C; sys.exit(0 if not torch.version.cuda or C.build_info()['cuda'] else 3)" \
+      || echo "WARNING: torch has CUDA $("$VENV/bin/python" -c 'import torch; print(torch.version.cuda)') but the ops were built without it (no nvcc / CUDA_HOME?)" >&2
   fi
 }
 run_step project "$(hash_of "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml" \
@@ -131,8 +147,30 @@ run_step project "$(hash_of "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xm
   install_project
 
 # ---- 5. core dependencies --------------------------------------------------------------------
-run_step core-deps "$(hash_of "$CI_DIR/requirements-core.txt" "$TORCH_VERSION")" \
-  pip_install -r "$CI_DIR/requirements-core.txt"
+# spconv is a separate step: its distribution (spconv or spconv-cuXXX) follows the torch build,
+# and two of them cannot share a venv (both provide the `spconv` module).
+install_core_deps() {
+  grep -v -E '^spconv([=<> ]|$)' "$CI_DIR/requirements-core.txt" >"$STATE/requirements-core.nospconv.txt"
+  pip_install -r "$STATE/requirements-core.nospconv.txt"
+}
+run_step core-deps "$(hash_of "$CI_DIR/requirements-core.txt" "$TORCH_VERSION")" install_core_deps
+
+TORCH_CUDA=$("$VENV/bin/python" -c "import torch; print(torch.version.cuda or '')")
+SPCONV_PKG=$(python3 "$CI_DIR/cuda_select.py" spconv "$TORCH_CUDA")
+install_spconv() {
+  local others
+  others=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null \
+    | sed -n -E 's/^(spconv(-cu[0-9]+)?|cumm(-cu[0-9]+)?)==.*/\1/p' \
+    | grep -v -x -e "$SPCONV_PKG" -e "${SPCONV_PKG/spconv/cumm}" || true)
+  if [ -n "$others" ]; then
+    echo "removing other spconv/cumm builds: $others"
+    "$VENV/bin/python" -m pip uninstall -y $others
+  fi
+  echo "torch CUDA: ${TORCH_CUDA:-none} -> $SPCONV_PKG==$SPCONV_VERSION"
+  pip_install "$SPCONV_PKG==$SPCONV_VERSION"
+}
+export SPCONV_PKG SPCONV_VERSION TORCH_CUDA
+run_step spconv "$(hash_of "$SPCONV_PKG==$SPCONV_VERSION" "$TORCH_VERSION")" install_spconv
 
 # ---- 6. ROS 2 wheels and interface packages --------------------------------------------------
 run_step ros-wheels "$(hash_of "$CI_DIR/requirements-ros.txt")" \

@@ -13,8 +13,10 @@ import sys
 
 from . import __version__
 from .commands import convert, demo, explain, info
+from .commands import export as export_command
 from .commands import eval as eval_command
 from .commands import launch as launch_command
+from .commands import replay as replay_command
 from .commands import train as train_command
 from .errors import PerceptionError
 
@@ -24,7 +26,9 @@ COMMANDS = (
     convert,
     eval_command,
     explain,
+    export_command,
     launch_command,
+    replay_command,
     train_command,
 )
 

@@ -13,6 +13,10 @@ of a list/tuple of numbers), ``choices`` and ``min_len``/``max_len``. A schema m
 ``validate(self)`` method for cross-field checks; raise :class:`ValueError` there and the
 error is reported with the file.
 
+Float fields must be finite (YAML ``.inf`` and ``.nan`` are refused), path fields may not
+hold a NUL byte, and a file may expand (through YAML aliases) to at most
+:data:`MAX_CONFIG_VALUES` values.
+
 Every problem raises :class:`~perception.errors.ConfigError` naming the file, the key path
 (``model.lidar.voxel_size_m[2]``) and what was expected.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import sys
 import types
 import typing
@@ -68,7 +73,7 @@ def load_yaml_with_base(path: Path) -> dict[str, Any]:
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
-    if not isinstance(base, str):
+    if not isinstance(base, str) or not base or "\0" in base:
         raise ConfigError(f"{path}: {BASE_KEY}: expected a file path string, got {base!r}")
     base_path = (path.parent / base).resolve()
     parent = _read_mapping(base_path, child=path)
@@ -83,15 +88,47 @@ def _read_mapping(path: Path, child: Path | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found{via}")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file{via} ({exc.reason} at byte "
+                          f"{exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read{via}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML{via}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML{via}: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got "
                           f"{type(data).__name__}{via}")
+    _check_size(data, f"{path}{via}")
     return data
+
+
+MAX_CONFIG_VALUES = 100_000
+"""Most values a config may hold once YAML aliases are expanded. Real configs hold a few
+hundred; an alias chain (``a: &a [x, x]``, ``b: &b [*a, *a]``, ...) can stand for billions,
+which validating would take hours to walk."""
+
+
+def _check_size(data: Any, where: str) -> None:
+    count = 0
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError(f"{where}: more than {MAX_CONFIG_VALUES} values once YAML "
+                              f"aliases are expanded; not a config")
+        if isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
 
 
 def merge(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
@@ -208,13 +245,22 @@ def _convert_scalar(tp: Any, value: Any, where: _Path) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        # NaN and infinities (YAML .nan, .inf) pass every range check (NaN compares False)
+        # and break the arithmetic downstream; no config value means them.
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if math.isfinite(number):
+                return number
+            raise where.error(f"expected a finite float, got {value!r}")
     elif tp is str:
         if isinstance(value, str):
             return value
     elif tp is Path:
-        if isinstance(value, str):
+        # A NUL byte is refused by every file system call later, with an untyped error.
+        if isinstance(value, str) and "\0" not in value:
             return Path(value)
     else:
         raise TypeError(f"unsupported config field type {tp!r} at {where}")

@@ -50,8 +50,9 @@ log = logging.getLogger("perception.pipeline")
 
 DEFAULT_TRACKER_CONFIG = config_dir() / "tracking" / "sim.yaml"
 PRECISIONS = ("fp32", "fp16")
-BACKENDS = ("torch",)
-"""Inference backends of :meth:`Pipeline.from_checkpoint`."""
+BACKENDS = ("torch", "onnxruntime")
+"""Inference backends of :meth:`Pipeline.from_checkpoint`: the torch detector, or its dense
+parts in ONNX Runtime (:mod:`perception.export`; same outputs within float tolerance)."""
 Message = LidarSweep | CameraImage | RadarScan | EgoPose
 
 
@@ -187,16 +188,22 @@ class Pipeline:
         None: the shipped model, its sha256 checked against its card) and a tracker with
         ``tracker_config`` (a config, a YAML path, or None for ``configs/tracking/sim.yaml``;
         ``track=False`` for detections only). The sweeps and scans per frame come from the
-        checkpoint. ``backend`` is one of :data:`BACKENDS`. ``options`` go to
-        :class:`Pipeline` (``drop``, ``precision``, ...)."""
+        checkpoint. ``backend`` is one of :data:`BACKENDS`; with ``onnxruntime``, ``path``
+        may also be a directory written by ``perception export``, and a weights file is
+        exported once into a cache (:func:`perception.export.onnx_detector_for`).
+        ``options`` go to :class:`Pipeline` (``drop``, ``precision``, ...)."""
         if backend not in BACKENDS:
             raise ConfigError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-        path = shipped_weights_path(verify=True) if path is None else Path(path)
-        loaded = read_detector(path, device)
         tracker = Tracker(_tracker_config(tracker_config)) if track else None
-        options.setdefault("lidar_sweeps", loaded.lidar_sweeps)
-        options.setdefault("radar_scans", loaded.radar_scans)
-        return cls(loaded.model, tracker, sync_config, **options)
+        if backend == "onnxruntime":
+            detector, sweeps, scans = _onnx_detector(path, device)
+        else:
+            path = shipped_weights_path(verify=True) if path is None else Path(path)
+            loaded = read_detector(path, device)
+            detector, sweeps, scans = loaded.model, loaded.lidar_sweeps, loaded.radar_scans
+        options.setdefault("lidar_sweeps", sweeps)
+        options.setdefault("radar_scans", scans)
+        return cls(detector, tracker, sync_config, **options)
 
     @classmethod
     def default(cls, **kwargs) -> Pipeline:
@@ -274,10 +281,9 @@ class Pipeline:
         if not isinstance(self.detector, nn.Module):
             detections = self.detector(_without(frame, self.drop))
             return detections, (0.0, (time.perf_counter() - t0) * 1e3, 0.0)
-        batch = collate_frames([frame], self.detector.spec)
+        batch = collate_frames([frame], self.detector.spec, device=self.device)
         if self.drop:
             batch = batch.without(self.drop)
-        batch = batch.to(self.device)
         self._synchronize()
         t1 = time.perf_counter()
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.float16,
@@ -323,6 +329,32 @@ class Pipeline:
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+def _onnx_detector(path: str | Path | None, device: str | torch.device
+                   ) -> tuple[nn.Module, int, int]:
+    """The ONNX Runtime detector of a weights file or an export directory, with its sweeps and
+    scans per frame."""
+    from .export import load_onnx_detector, onnx_detector_for, read_manifest
+
+    providers = None
+    if torch.device(device).type != "cpu":
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            raise ConfigError(f"backend: onnxruntime has no CUDA provider here (install "
+                              f"onnxruntime-gpu), so it cannot run on {device}; use device cpu "
+                              f"or backend torch")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if path is not None and Path(path).is_dir():
+        manifest = read_manifest(path)
+        detector = load_onnx_detector(path, providers=providers)
+        return detector, manifest["lidar_sweeps"], manifest["radar_scans"]
+    path = shipped_weights_path(verify=True) if path is None else Path(path)
+    loaded = read_detector(path, "cpu")
+    detector = onnx_detector_for(loaded.model, path, lidar_sweeps=loaded.lidar_sweeps,
+                                 radar_scans=loaded.radar_scans, providers=providers)
+    return detector, loaded.lidar_sweeps, loaded.radar_scans
 
 
 def _tracker_config(config: TrackerConfig | str | Path | None) -> TrackerConfig:

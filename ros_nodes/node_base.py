@@ -1,12 +1,15 @@
 """What every node shares: parameter loading and validation against the node's schema,
-per-sensor diagnostics, QoS profiles, and the ``main()`` wrapper (clean shutdown on Ctrl-C
-and SIGTERM, exit code 2 on invalid parameters).
+per-sensor diagnostics, processing-time topics and checks, QoS profiles, guarded callbacks,
+the DDS profile option, and the ``main()`` wrapper (clean shutdown on Ctrl-C and SIGTERM,
+exit code 2 on invalid parameters).
 """
 
 from __future__ import annotations
 
 import array
+import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,13 +20,14 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64
 
+from perception.align import DeadlineMonitor, Health
 from perception.config import from_dict
-from perception.errors import ConfigError
+from perception.errors import ConfigError, PerceptionError
 
 from . import topics
 from .conversions.stamps import ns_to_stamp
@@ -36,6 +40,10 @@ ROS_BUILTIN_PARAMETERS = frozenset({"use_sim_time", "start_type_description_serv
 EXIT_INVALID_PARAMETERS = 2
 WINDOW = 50
 """Receive times and latencies kept per sensor for the rate and latency statistics."""
+PROCESSING_WINDOW = 50
+"""Outputs kept for the processing-time statistics."""
+DDS_PROFILE_OPTION = "--dds-profile"
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 # ------------------------------------------------------------------------------------------
@@ -161,6 +169,7 @@ class Diagnostics:
         self.publisher = node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS,
                                                reliable_qos())
         self.period_ns = int(period_s * 1e9)
+        self.checks: list[Callable[[], DiagnosticStatus]] = []
         self.timer = node.create_timer(period_s, self.publish)
 
     def _get(self, sensor: str) -> SensorHealth:
@@ -190,6 +199,18 @@ class Diagnostics:
         if reason:
             health.last_error = reason
 
+    def add_check(self, check: Callable[[], DiagnosticStatus]) -> None:
+        """Publish ``check()`` with every report, after the sensors (node-level statuses)."""
+        self.checks.append(check)
+
+    def make_status(self, name: str, level: int, message: str,
+                    values: dict[str, object]) -> DiagnosticStatus:
+        """A status named ``"<node>: <name>"`` with ``values`` as strings."""
+        return DiagnosticStatus(
+            level=bytes([int(level)]), name=f"{self.node.get_name()}: {name}", message=message,
+            hardware_id=self.node.get_name(),
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
     def status(self, sensor: str) -> DiagnosticStatus:
         health = self.health[sensor]
         latencies = np.asarray(health.latency_ms) if health.latency_ms else np.zeros(1)
@@ -203,8 +224,11 @@ class Diagnostics:
         else:
             level, message = DiagnosticStatus.OK, "ok"
         health.reported_problems = problems
+        age = (f"{(time.time_ns() - health.receive_ns[-1]) / 1e9:.2f}" if health.receive_ns
+               else "")
         values = {
             "rate_hz": f"{health.rate_hz():.2f}",
+            "age_s": age,
             "latency_ms_p50": f"{np.percentile(latencies, 50):.2f}",
             "latency_ms_max": f"{latencies.max():.2f}",
             "received": str(health.received),
@@ -217,9 +241,134 @@ class Diagnostics:
             hardware_id=sensor, values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
     def publish(self) -> None:
-        msg = DiagnosticArray(status=[self.status(name) for name in self.health])
+        statuses = [self.status(name) for name in list(self.health)]
+        statuses += [check() for check in self.checks]
+        msg = DiagnosticArray(status=statuses)
         msg.header.stamp = ns_to_stamp(time.time_ns())
         self.publisher.publish(msg)
+
+
+class ProcessingTimes:
+    """Processing time of a node that publishes one output per input (the detector per frame,
+    the tracker per update): the debug topics ``~/debug/processing_time_ms``,
+    ``~/debug/pipeline_latency_ms`` (publish time on the node's clock minus the input stamp)
+    and ``~/debug/cyclic_time_ms`` (between two publications), and a ``processing time``
+    diagnostics check against the budget (:class:`perception.align.DeadlineMonitor`).
+
+    :meth:`record` may run in another thread than :meth:`status` (the detector's worker).
+
+    Args:
+        node: the node publishing the outputs.
+        max_ms, error_count: the budget per output and the consecutive misses that make an
+            ERROR.
+        unit: what one output is called in the status (``frames``, ``updates``).
+        digits: decimals of the times in the status values.
+    """
+
+    def __init__(self, node: Node, max_ms: float, error_count: int, unit: str = "frames",
+                 digits: int = 1):
+        self.node = node
+        self.deadline = DeadlineMonitor(max_ms, error_count)
+        self.unit = unit
+        self.digits = digits
+        self.processing_pub = node.create_publisher(Float64, topics.DEBUG_PROCESSING_TIME, 10)
+        self.latency_pub = node.create_publisher(Float64, topics.DEBUG_PIPELINE_LATENCY, 10)
+        self.cyclic_pub = node.create_publisher(Float64, topics.DEBUG_CYCLIC_TIME, 10)
+        self._times: deque[float] = deque(maxlen=PROCESSING_WINDOW)
+        self._last_publish_ns: int | None = None
+        self._lock = threading.Lock()
+
+    def record(self, processing_ms: float, stamp_ns: int, done_ns: int) -> None:
+        """One output, published at ``done_ns`` (monotonic) for the input stamped
+        ``stamp_ns``: publish the debug times and check the budget."""
+        self.processing_pub.publish(Float64(data=float(processing_ms)))
+        now_ns = self.node.get_clock().now().nanoseconds  # the ROS clock: sim time under replay
+        self.latency_pub.publish(Float64(data=(now_ns - stamp_ns) / 1e6))
+        if self._last_publish_ns is not None:
+            self.cyclic_pub.publish(Float64(data=(done_ns - self._last_publish_ns) / 1e6))
+        self._last_publish_ns = done_ns
+        with self._lock:
+            self.deadline.add(processing_ms)
+            self._times.append(processing_ms)
+
+    def status(self, diagnostics: Diagnostics) -> DiagnosticStatus:
+        """OK within the budget; WARN when the last output was over it; ERROR after
+        ``error_count`` consecutive outputs over it."""
+        n = self.digits
+        with self._lock:
+            d = self.deadline
+            times = np.asarray(self._times) if self._times else None
+            level = d.level
+            values = {"last_ms": f"{d.last_ms:.{n}f}" if d.last_ms is not None else "",
+                      "p50_ms": f"{np.percentile(times, 50):.{n}f}" if times is not None else "",
+                      "max_ms": f"{times.max():.{n}f}" if times is not None else "",
+                      "threshold_ms": f"{d.max_ms:.1f}", "consecutive_misses": d.consecutive,
+                      "misses": d.misses, self.unit: d.checks}
+        message = {Health.OK: "within budget", Health.WARN: "over budget",
+                   Health.ERROR: f"over budget for {values['consecutive_misses']} consecutive "
+                                 f"{self.unit}"}[level]
+        return diagnostics.make_status("processing time", level, message, values)
+
+
+def guarded(node: Node, diagnostics: Diagnostics, sensor: str,
+            callback: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Wrap a subscription callback: a typed error (a malformed message) is logged (throttled)
+    and counted as ``malformed`` for ``sensor``; an unexpected error likewise, so bad input
+    never stops the node."""
+
+    def wrapped(msg: Any) -> None:
+        try:
+            callback(msg)
+        except PerceptionError as exc:
+            diagnostics.malformed(sensor, str(exc))
+            node.get_logger().warning(f"{sensor}: skipped a message: {exc}",
+                                      throttle_duration_sec=1.0)
+        except Exception as exc:  # noqa: BLE001 - bad input must never stop the node
+            diagnostics.malformed(sensor, f"unexpected {type(exc).__name__}: {exc}")
+            node.get_logger().error(f"{sensor}: skipped a message after an unexpected "
+                                    f"{type(exc).__name__}: {exc}", throttle_duration_sec=1.0)
+
+    return wrapped
+
+
+# ------------------------------------------------------------------------------------------
+# DDS profile
+# ------------------------------------------------------------------------------------------
+
+def apply_dds_profile(argv: list[str], environ: Any = None) -> tuple[list[str], str]:
+    """Handle ``--dds-profile=PATH`` (before ``--ros-args``): set ``FASTDDS_DEFAULT_PROFILES_FILE``
+    to PATH for this process unless the user already set it; an empty PATH turns it off.
+
+    Launch files pass the option to nodes so that a launch works out of the box on one machine
+    (the Fast DDS defaults lose most large best-effort clouds between processes) while a
+    profile the user exported always wins. It must run before ``rclpy.init``, which reads the
+    variable when DDS starts.
+
+    Returns:
+        ``argv`` without the option, and a line for the node's log (empty when the option was
+        not given).
+    """
+    environ = os.environ if environ is None else environ
+    out, path, given = [], "", False
+    ros_args = False
+    for arg in argv:
+        if arg == "--ros-args":
+            ros_args = True
+        if not ros_args and arg.startswith(DDS_PROFILE_OPTION + "="):
+            path, given = arg.split("=", 1)[1], True
+            continue
+        out.append(arg)
+    if not given:
+        return out, ""
+    if not path:
+        return out, f"DDS profile: none set by the launch ({DDS_PROFILE_OPTION}= is empty)"
+    if environ.get(DDS_PROFILE_ENV):
+        return out, (f"DDS profile: keeping {DDS_PROFILE_ENV}={environ[DDS_PROFILE_ENV]} from the "
+                     f"environment")
+    if not os.path.isfile(path):
+        return out, f"DDS profile: {path} not found; using the DDS defaults"
+    environ[DDS_PROFILE_ENV] = path
+    return out, f"DDS profile: {path} ({DDS_PROFILE_ENV})"
 
 
 # ------------------------------------------------------------------------------------------
@@ -232,12 +381,16 @@ def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None 
 
     ``spin(node)`` replaces ``rclpy.spin(node)`` for nodes with their own loop. Returns the
     process exit code: 0 on a clean stop, 2 when the parameters are invalid (the reason is
-    printed on stderr, naming the parameter).
+    printed on stderr, naming the parameter). ``--dds-profile=PATH`` is handled first (see
+    :func:`apply_dds_profile`).
     """
-    rclpy.init(args=sys.argv if argv is None else argv)
+    args, dds_note = apply_dds_profile(list(sys.argv if argv is None else argv))
+    rclpy.init(args=args)
     node = None
     try:
         node = make_node()
+        if dds_note:
+            node.get_logger().info(dds_note)
         if spin is None:
             rclpy.spin(node)
         else:
@@ -248,7 +401,7 @@ def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None 
         return EXIT_INVALID_PARAMETERS
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
-    except RCLError:
+    except RuntimeError:  # RCLError, or rclpy's pybind layer taking a message mid-shutdown
         if node is not None and not node.context.ok():
             return 0  # Ctrl-C / SIGTERM shut the context down under a running call
         raise

@@ -148,3 +148,151 @@ class SyncNodeParams:
 
     def validate(self) -> None:
         self.sync_config().validate()
+
+
+NUSCENES_LIDAR = "LIDAR_TOP"
+NUSCENES_CAMERAS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT",
+                    "CAM_BACK_RIGHT", "CAM_BACK")
+NUSCENES_RADARS = ("RADAR_FRONT", "RADAR_FRONT_LEFT", "RADAR_FRONT_RIGHT", "RADAR_BACK_LEFT",
+                   "RADAR_BACK_RIGHT")
+"""The rig the shipped model was trained on (the simulator's ``nuscenes_like`` preset)."""
+PRECISIONS = ("fp32", "fp16")
+_DEVICE = re.compile(r"cpu|cuda(?::\d+)?")
+
+
+@dataclass(frozen=True)
+class DetectorNodeParams:
+    """``detector_node``: sensor sync, the detector, and detections with markers, debug topics
+    and diagnostics.
+
+    Attributes:
+        lidar_name: the reference lidar's sensor name.
+        camera_names: cameras to use (topics ``/sensors/camera/<name>/...``).
+        radar_names: radars to use (topics ``/sensors/radar/<name>/points``).
+        camera_tolerance_s, radar_tolerance_s: match tolerances around the sweep stamp.
+        timeout_s: the longest a frame waits for late sensors after its sweep arrived; also
+            how long the lidar may be silent before frames are built without it.
+        max_sensor_delay_s: a camera or radar whose newest message is older than this,
+            relative to the lidar stamp, is masked out of the frame and not waited for.
+        lidar_fallback: without lidar for ``timeout_s``, run on cameras and radars (when the
+            model has those branches).
+        fallback_sensor: the camera or radar whose messages start the frames without lidar;
+            empty: the first camera, else the first radar.
+        buffer_size: messages kept per sensor (and frames pending) in the sync.
+        compensate_motion: move lidar and radar points to the sweep stamp using the ego pose.
+        image_transport: ``raw`` or ``compressed`` camera topics.
+        vehicle_frame: the frame of the inputs after ``/tf_static`` and of the detections.
+        model_path: a checkpoint or weights file; empty: the shipped model (checked against
+            its card).
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``, or ``fp16`` (autocast, CUDA only).
+        backend: inference backend of :meth:`perception.pipeline.Pipeline.from_checkpoint`.
+        torch_threads: intra-op threads of torch; 0 keeps torch's default.
+        score_threshold: detections below this score are not published.
+        max_processing_time_ms: processing budget per frame (diagnostics WARN above it).
+        processing_time_error_count: consecutive frames over budget that make an ERROR.
+        publish_markers: publish ``~/output/markers``.
+        diagnostics_period_s: period of ``/diagnostics``.
+        qos_depth: history depth of the sensor subscriptions.
+    """
+
+    lidar_name: str = field(default=NUSCENES_LIDAR, metadata={"min_len": 1})
+    camera_names: list[str] = field(default_factory=lambda: list(NUSCENES_CAMERAS))
+    radar_names: list[str] = field(default_factory=lambda: list(NUSCENES_RADARS))
+    camera_tolerance_s: float = field(default=0.05, metadata={"ge": 0.0, "le": 1.0})
+    radar_tolerance_s: float = field(default=0.05, metadata={"ge": 0.0, "le": 1.0})
+    timeout_s: float = field(default=0.2, metadata={"gt": 0.0, "le": 10.0})
+    max_sensor_delay_s: float = field(default=0.5, metadata={"gt": 0.0, "le": 10.0})
+    lidar_fallback: bool = True
+    fallback_sensor: str = ""
+    buffer_size: int = field(default=16, metadata={"ge": 1, "le": 1000})
+    compensate_motion: bool = True
+    image_transport: str = field(default="raw", metadata={"choices": ["raw", "compressed"]})
+    vehicle_frame: str = field(default="base_link", metadata={"min_len": 1})
+    model_path: str = ""
+    device: str = "cpu"
+    precision: str = field(default="fp32", metadata={"choices": list(PRECISIONS)})
+    backend: str = field(default="torch", metadata={"min_len": 1})
+    torch_threads: int = field(default=0, metadata={"ge": 0, "le": 1024})
+    score_threshold: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})
+    max_processing_time_ms: float = field(default=500.0, metadata={"gt": 0.0})
+    processing_time_error_count: int = field(default=5, metadata={"ge": 1, "le": 10000})
+    publish_markers: bool = True
+    diagnostics_period_s: float = field(default=1.0, metadata={"gt": 0.0})
+    qos_depth: int = field(default=2, metadata={"ge": 1, "le": 100})
+
+    def fallback_reference(self) -> str | None:
+        """The sensor whose messages start frames without lidar, or None."""
+        if not self.lidar_fallback:
+            return None
+        if self.fallback_sensor:
+            return self.fallback_sensor
+        names = list(self.camera_names) + list(self.radar_names)
+        return names[0] if names else None
+
+    def sync_config(self, fallback: bool = True) -> SyncConfig:
+        """The sync's configuration; ``fallback=False`` drops the lidar fallback (a model
+        without camera and radar branches)."""
+        return SyncConfig(reference=self.lidar_name, cameras=tuple(self.camera_names),
+                          radars=tuple(self.radar_names),
+                          camera_tolerance_s=self.camera_tolerance_s,
+                          radar_tolerance_s=self.radar_tolerance_s, timeout_s=self.timeout_s,
+                          buffer_size=self.buffer_size, compensate_motion=self.compensate_motion,
+                          max_sensor_delay_s=self.max_sensor_delay_s,
+                          fallback_reference=self.fallback_reference() if fallback else None)
+
+    def validate(self) -> None:
+        if not _DEVICE.fullmatch(self.device):
+            raise ValueError(f"device: expected cpu, cuda or cuda:N, got {self.device!r}")
+        if self.precision == "fp16" and not self.device.startswith("cuda"):
+            raise ValueError(f"precision: fp16 needs a CUDA device, device is {self.device!r}")
+        if self.fallback_sensor and \
+                self.fallback_sensor not in list(self.camera_names) + list(self.radar_names):
+            raise ValueError(f"fallback_sensor: {self.fallback_sensor!r} is not one of "
+                             f"camera_names or radar_names")
+        self.sync_config().validate()
+
+
+@dataclass(frozen=True)
+class TrackerNodeParams:
+    """``tracker_node``: multi-object tracking of detection topics in the world frame.
+
+    Attributes:
+        input_topics: ``vision_msgs/Detection3DArray`` topics to track (input channels).
+        can_spawn_tracks: per input topic, whether its detections may start tracks (false:
+            they only update tracks that exist, as Autoware's input channels).
+        tracker_config: a tracker config name in ``configs/tracking`` (``sim``, ``waymo``) or a
+            YAML path (schema :class:`perception.tracking.TrackerConfig`).
+        late_tolerance_s: an input stamped at most this much before the last one processed is
+            dropped as late; further back, the source restarted and the tracker resets.
+        trail_length: past positions per track in the markers' trails (0: no trails).
+        publish_markers: publish ``~/output/markers``.
+        max_processing_time_ms: processing budget per update (diagnostics WARN above it).
+        processing_time_error_count: consecutive updates over budget that make an ERROR.
+        diagnostics_period_s: period of ``/diagnostics``.
+        qos_depth: history depth of the detection subscriptions.
+    """
+
+    input_topics: list[str] = field(default_factory=lambda: ["/detector/output/objects"],
+                                    metadata={"min_len": 1})
+    can_spawn_tracks: list[bool] = field(default_factory=lambda: [True])
+    tracker_config: str = field(default="sim", metadata={"min_len": 1})
+    late_tolerance_s: float = field(default=0.5, metadata={"ge": 0.0, "le": 60.0})
+    trail_length: int = field(default=10, metadata={"ge": 0, "le": 1000})
+    publish_markers: bool = True
+    max_processing_time_ms: float = field(default=50.0, metadata={"gt": 0.0})
+    processing_time_error_count: int = field(default=5, metadata={"ge": 1, "le": 10000})
+    diagnostics_period_s: float = field(default=1.0, metadata={"gt": 0.0})
+    qos_depth: int = field(default=10, metadata={"ge": 1, "le": 100})
+
+    def validate(self) -> None:
+        if len(self.can_spawn_tracks) != len(self.input_topics):
+            raise ValueError(f"can_spawn_tracks: expected one flag per input topic "
+                             f"({len(self.input_topics)}), got {len(self.can_spawn_tracks)}")
+        if len(set(self.input_topics)) != len(self.input_topics) or \
+                not all(self.input_topics):
+            raise ValueError(f"input_topics: expected unique, non-empty topics, got "
+                             f"{self.input_topics}")
+        if not any(self.can_spawn_tracks):
+            raise ValueError("can_spawn_tracks: at least one input topic must be able to start "
+                             "tracks")

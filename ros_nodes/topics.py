@@ -1,41 +1,50 @@
 """Topic names and frame ids (the defaults; every topic can be remapped at launch).
 
-Sensor names map to topic and frame names in lower case: camera ``FRONT`` publishes
-``/sensors/camera/front/image_raw`` in frame ``front_optical``.
+The sensor topics and frame ids are :mod:`perception.rosmsg.topics` (shared with log replay
+and the bag converters); sensor names map to topic and frame names in lower case: camera
+``FRONT`` publishes ``/sensors/camera/front/image_raw`` in frame ``front_optical``.
 """
 
 from __future__ import annotations
 
-LIDAR_POINTS = "/sensors/lidar/points"
-TF_STATIC = "/tf_static"
-EGO_POSE = "/ego/pose"
-GROUND_TRUTH = "/sim/ground_truth"
+from perception.rosmsg.topics import (
+    EGO_POSE,
+    LIDAR_POINTS,
+    PERCEPTION_STATUS,
+    SIM_GROUND_TRUTH,
+    TF_STATIC,
+    camera_compressed,
+    camera_image,
+    camera_info,
+    optical_frame,
+    radar_points,
+    sensor_frame,
+)
+__all__ = ["DEBUG_CYCLIC_TIME", "DEBUG_PIPELINE_LATENCY", "DEBUG_PROCESSING_TIME",
+           "DETECTOR_OBJECTS", "DIAGNOSTICS", "EGO_POSE", "GROUND_TRUTH", "GROUND_TRUTH_MARKERS",
+           "LIDAR_POINTS", "OUTPUT_MARKERS", "OUTPUT_OBJECTS", "OUTPUT_STATUS", "OUTPUT_TRACKS",
+           "PERCEPTION_STATUS", "TF_STATIC", "TRACKER_OBJECTS", "TRACKER_TRACKS",
+           "camera_compressed", "camera_image", "camera_info", "debug_stage_time",
+           "optical_frame", "radar_points", "sensor_frame"]
+
+GROUND_TRUTH = SIM_GROUND_TRUTH
 GROUND_TRUTH_MARKERS = "/sim/ground_truth/markers"
-PERCEPTION_STATUS = "/perception/status"
 DIAGNOSTICS = "/diagnostics"
 
-
-def camera_image(name: str) -> str:
-    return f"/sensors/camera/{name.lower()}/image_raw"
-
-
-def camera_compressed(name: str) -> str:
-    return f"/sensors/camera/{name.lower()}/image_raw/compressed"
-
-
-def camera_info(name: str) -> str:
-    return f"/sensors/camera/{name.lower()}/camera_info"
-
-
-def radar_points(name: str) -> str:
-    return f"/sensors/radar/{name.lower()}/points"
+# Outputs of the detector and tracker nodes, relative to the node ("~" = /<node name>).
+OUTPUT_OBJECTS = "~/output/objects"
+OUTPUT_MARKERS = "~/output/markers"
+OUTPUT_STATUS = "~/output/status"
+OUTPUT_TRACKS = "~/output/tracks"
+DEBUG_PROCESSING_TIME = "~/debug/processing_time_ms"
+DEBUG_PIPELINE_LATENCY = "~/debug/pipeline_latency_ms"
+DEBUG_CYCLIC_TIME = "~/debug/cyclic_time_ms"
+DETECTOR_OBJECTS = "/detector/output/objects"
+"""``~/output/objects`` of a detector node named ``detector`` (the tracker's default input)."""
+TRACKER_TRACKS = "/tracker/output/tracks"
+TRACKER_OBJECTS = "/tracker/output/objects"
 
 
-def sensor_frame(name: str) -> str:
-    """Frame id of a lidar or radar (``TOP`` -> ``top``)."""
-    return name.lower()
-
-
-def optical_frame(name: str) -> str:
-    """Frame id of a camera's optical frame (``FRONT`` -> ``front_optical``)."""
-    return f"{name.lower()}_optical"
+def debug_stage_time(stage: str) -> str:
+    """Per-stage processing time topic: ``~/debug/processing_time/<stage>_ms``."""
+    return f"~/debug/processing_time/{stage}_ms"

@@ -83,15 +83,17 @@ at::Tensor dynamic_voxelize_cuda(const at::Tensor& points, std::vector<double> v
                                  int64_t stream);
 std::vector<at::Tensor> scatter_reduce_cuda(const at::Tensor& features, const at::Tensor& coords,
                                             int64_t reduce, int64_t stream);
+// bev_pool forward: levels = [chunk_start_0, chunk_len_0, chunk_start_1, ...] int64 (the chunk
+// tables of the plan, perception/ops/bev_pool.py); the last level has one chunk per interval,
+// whose sum goes to cell rank ranks[i]. Returns (B, C, Z, H, W).
 at::Tensor bev_pool_forward_cuda(const at::Tensor& features, const at::Tensor& order,
-                                 const at::Tensor& starts, const at::Tensor& lengths,
-                                 const at::Tensor& ranks, const at::Tensor& point_rank,
+                                 const at::Tensor& ranks, const std::vector<at::Tensor>& levels,
                                  int64_t batch, int64_t depth, int64_t height, int64_t width,
                                  int64_t stream);
-at::Tensor bev_pool_backward_cuda(const at::Tensor& grad_out, const at::Tensor& order,
-                                  const at::Tensor& starts, const at::Tensor& lengths,
-                                  const at::Tensor& ranks, const at::Tensor& point_rank,
-                                  int64_t num_points, int64_t stream);
+// grad_out (B, C, Z, H, W) -> grad features (N, C) (N = point_rank.numel()), 0 for dropped
+// points (point_rank -1).
+at::Tensor bev_pool_backward_cuda(const at::Tensor& grad_out, const at::Tensor& point_rank,
+                                  int64_t stream);
 at::Tensor boxes_iou_cuda(const at::Tensor& a, const at::Tensor& b, int64_t mode, int64_t stream);
 at::Tensor nms_bev_cuda(const at::Tensor& boxes, const at::Tensor& scores,
                         const at::Tensor& labels, double iou_threshold, int64_t stream);

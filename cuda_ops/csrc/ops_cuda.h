@@ -40,16 +40,20 @@ int segment_reduce(int dtype, const void* features, int64_t c, const int64_t* me
                    Stream stream);
 
 // ---- bev_pool (bev_pool.cu) ---------------------------------------------------------------
-// out (B, C, cells_per_batch) zeroed beforehand; one thread per (interval, channel).
-int bev_pool_forward(int dtype, const void* features, int64_t c, const int64_t* order,
-                     const int64_t* starts, const int64_t* lengths, const int64_t* ranks,
-                     int64_t intervals, int64_t cells_per_batch, void* out, Stream stream);
-// grad_features (N, C): rows of the points of each interval get the cell's gradient (rows of
-// dropped points are left alone: zero them beforehand).
-int bev_pool_backward(int dtype, const void* grad_out, int64_t c, const int64_t* order,
-                      const int64_t* starts, const int64_t* lengths, const int64_t* ranks,
-                      int64_t intervals, int64_t cells_per_batch, void* grad_features,
-                      Stream stream);
+// One level of the chunked interval sums of the forward. Chunk j sums, in order, the rows
+// src[gather[q]] (gather given: level 0, features (N, c) in input order) or src[q] (partial rows
+// of the previous level) for q in [chunk_start[j], chunk_start[j] + chunk_len[j]). dst_row null:
+// the sum is row j of dst (chunks, c); else it goes to the channel-first output
+// dst (B, c, cells_per_batch) at cell rank dst_row[j] (zeroed beforehand). dtypes: same on both
+// sides, or float16 -> float32 -> float16 (accumulation in float; double for float64).
+int bev_pool_chunk_sum(int src_dtype, int dst_dtype, const void* src, int64_t c,
+                       const int64_t* gather, const int64_t* chunk_start,
+                       const int64_t* chunk_len, int64_t chunks, const int64_t* dst_row,
+                       int64_t cells_per_batch, void* dst, Stream stream);
+// Backward: grad_features (n, c) row i = grad_rows row point_rank[i] (grad_rows: the output
+// gradient channels-last, (B * cells, c)); zero where point_rank[i] < 0.
+int bev_pool_gather_rows(int dtype, const void* grad_rows, int64_t c, const int64_t* point_rank,
+                         int64_t n, void* grad_features, Stream stream);
 
 // ---- boxes (boxes.cu) ---------------------------------------------------------------------
 // out (n, m) of dtype; mode 0 BEV IoU, 1 3D IoU. dtype kFloat32 or kFloat64.

@@ -102,6 +102,34 @@ class PoseBuffer:
         """Interpolated :class:`EgoPose` at ``stamp_ns`` (no velocities)."""
         return EgoPose(int(stamp_ns), self.transforms_at(np.array([stamp_ns]))[0])
 
+    def window(self, first_ns: int, last_ns: int) -> PoseBuffer:
+        """A copy holding the poses that interpolation over ``[first_ns, last_ns]`` uses (the
+        last at or before ``first_ns`` to the first at or after ``last_ns``)."""
+        lo = max(bisect.bisect_right(self._stamps, first_ns) - 1, 0)
+        hi = bisect.bisect_left(self._stamps, last_ns) + 1
+        out = PoseBuffer(max(self.max_poses, 2))
+        out._stamps = self._stamps[lo:hi]
+        out._quaternions = [q.copy() for q in self._quaternions[lo:hi]]
+        out._translations = [t.copy() for t in self._translations[lo:hi]]
+        return out
+
+    def pose_near(self, stamp_ns: int, max_offset_ns: int) -> EgoPose | None:
+        """The pose at ``stamp_ns``: interpolated where the buffer covers it, else the nearest
+        buffered pose (with its own stamp) when it lies within ``max_offset_ns``, else None.
+
+        For consumers that get a frame after its poses, where the newest pose may still be
+        a few milliseconds short of the frame's stamp.
+        """
+        stamp_ns = int(stamp_ns)
+        if self.covers(stamp_ns, stamp_ns):
+            return self.pose_at(stamp_ns)
+        if not self._stamps:
+            return None
+        i = 0 if stamp_ns < self._stamps[0] else len(self._stamps) - 1
+        if abs(self._stamps[i] - stamp_ns) > max_offset_ns:
+            return None
+        return self.pose_at(self._stamps[i])
+
 
 def compensate_points(points: np.ndarray, point_stamps_ns: np.ndarray | int,
                       target_stamp_ns: int, poses: PoseBuffer) -> np.ndarray:

@@ -100,7 +100,13 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / "metrics.json"
-        path.write_text(json.dumps(results, indent=2))
+        # Temporary name + rename: a killed or failed run never leaves half a metrics.json.
+        tmp = path.with_name(path.name + ".partial")
+        try:
+            tmp.write_text(json.dumps(results, indent=2))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         print(f"wrote {path}")
     return 0
 

@@ -86,14 +86,19 @@ def _ros_info() -> dict[str, Any]:
 
 def collect() -> dict[str, Any]:
     """Everything ``perception info`` reports, as a JSON-able dict."""
-    from ..ops import extension_status
+    from ..models.detector import spconv_build
+    from ..ops import _library, extension_status
 
+    ops_status = extension_status()
+    ops_status["torch_ops"] = [op._qualname for op in _library.OPS] if ops_status["compiled"] \
+        else []
     return {
         "perception": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         **_torch_info(),
-        "ops": extension_status(),
+        "ops": ops_status,
+        "spconv": spconv_build(),
         "packages": {name: _version_of(name) for name in OPTIONAL_PACKAGES},
         "ros": _ros_info(),
         "fixtures_root": str(fixtures.data_root()) if fixtures.data_root() else None,
@@ -106,6 +111,12 @@ def format_text(info: dict[str, Any]) -> str:
     backend = ops["backend"]
     if ops["compiled"]:
         backend += f" (OpenMP {'on, ' + str(ops['openmp_max_threads']) + ' threads' if ops['openmp'] else 'off'})"
+    if ops.get("torch_ops"):
+        backend += f", {len(ops['torch_ops'])} ops registered as torch.ops.perception"
+    sp = info.get("spconv") or {}
+    spconv_text = ("not installed" if not sp.get("package") else
+                   f"{sp['package']} {sp['version']} "
+                   f"({'CUDA ' + sp['cuda'] if sp.get('cuda') else 'CPU only'})")
     ros = info["ros"]
     ros_text = (f"available, rmw {ros.get('rmw', '?')}" if ros["rclpy"]
                 else f"not available ({ros.get('rclpy_error', '')})")
@@ -114,6 +125,7 @@ def format_text(info: dict[str, Any]) -> str:
         f"torch        {info.get('torch')}  CUDA build: {info.get('torch_cuda_build')}  "
         f"CUDA available: {info.get('cuda_available')}",
         f"ops          {backend}",
+        f"spconv       {spconv_text}",
         f"rclpy        {ros_text}",
     ]
     if ros["rclpy"]:

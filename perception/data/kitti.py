@@ -102,39 +102,89 @@ class KittiLabel:
 
 def read_calibration(path: str | os.PathLike) -> KittiCalibration:
     """Parse ``calib/*.txt``. Raises CalibrationError when a matrix is missing or malformed."""
+    return parse_calibration(_read_text(path, CalibrationError), str(path))
+
+
+def _read_text(path: str | os.PathLike, error: type) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        # KITTI text files are ASCII; anything else is a damaged or foreign file.
+        message = f"not a text file ({exc.reason} at byte {exc.start})"
+    except OSError as exc:
+        message = f"cannot read: {exc.strerror or exc}"
+    if error is DataError:
+        raise DataError(message, source=str(path))
+    raise error(f"{path}: {message}")
+
+
+def parse_calibration(text: str, source: str = "calib") -> KittiCalibration:
+    """Parse the text of a ``calib/*.txt`` file (``source`` names it in errors).
+
+    Raises:
+        CalibrationError: a matrix missing, malformed or non-finite, a singular ``P2``
+            intrinsic block, or rotations that cannot be re-orthonormalised.
+    """
     values: dict[str, np.ndarray] = {}
-    for line_no, line in enumerate(Path(path).read_text().splitlines()):
+    for line_no, line in enumerate(text.splitlines()):
         if ":" not in line:
             continue
         key, rest = line.split(":", 1)
         try:
             values[key.strip()] = np.array(rest.split(), dtype=np.float64)
         except ValueError:
-            raise CalibrationError(f"{path}: line {line_no + 1}: non-numeric values") from None
+            raise CalibrationError(f"{source}: line {line_no + 1}: non-numeric values") from None
     shapes = {"P2": (3, 4), "R0_rect": (3, 3), "Tr_velo_to_cam": (3, 4)}
     out = {}
     for key, shape in shapes.items():
         if key not in values or values[key].size != np.prod(shape):
-            raise CalibrationError(f"{path}: missing or malformed {key} (expected "
+            raise CalibrationError(f"{source}: missing or malformed {key} (expected "
                                    f"{np.prod(shape)} numbers)")
+        if not np.isfinite(values[key]).all():
+            raise CalibrationError(f"{source}: {key} has non-finite values")
         out[key] = values[key].reshape(shape)
-    return KittiCalibration(**out)
+    calib = KittiCalibration(**out)
+    # The derived transforms invert K and re-orthonormalise R0_rect @ Tr_velo_to_cam; check
+    # both here so that a degenerate file fails as a calibration error, not in LAPACK.
+    if abs(np.linalg.det(calib.K)) < 1e-12 or not np.isfinite(np.linalg.cond(calib.K)) \
+            or np.linalg.cond(calib.K) > 1e12:
+        raise CalibrationError(f"{source}: P2 intrinsic block is singular")
+    rotation = (calib.R0_rect @ calib.Tr_velo_to_cam)[:, :3]
+    if not np.isfinite(rotation).all() or abs(np.linalg.det(rotation)) < 1e-6:
+        raise CalibrationError(f"{source}: R0_rect @ Tr_velo_to_cam is not a rotation "
+                               f"(determinant {np.linalg.det(rotation):.3g})")
+    return calib
 
 
 def read_labels(path: str | os.PathLike) -> list[KittiLabel]:
     """Parse ``label_2/*.txt`` (15 fields per line). Raises DataError naming the line."""
+    return parse_labels(_read_text(path, DataError), str(path))
+
+
+def parse_labels(text: str, source: str = "labels") -> list[KittiLabel]:
+    """Parse the text of a ``label_2/*.txt`` file (``source`` names it in errors).
+
+    Raises:
+        DataError: a line with fewer than 15 fields, a non-numeric field, a non-finite box
+            value, or an occlusion state that is not an integer; the error names the line.
+    """
     labels = []
-    for line_no, line in enumerate(Path(path).read_text().splitlines()):
+    for line_no, line in enumerate(text.splitlines()):
         fields = line.split()
         if not fields:
             continue
         if len(fields) < 15:
-            raise DataError(f"expected 15 fields, got {len(fields)}", source=str(path),
+            raise DataError(f"expected 15 fields, got {len(fields)}", source=source,
                             index=line_no)
         try:
             v = [float(x) for x in fields[1:15]]
         except ValueError:
-            raise DataError("non-numeric label field", source=str(path), index=line_no) from None
+            raise DataError("non-numeric label field", source=source, index=line_no) from None
+        if not np.isfinite(v).all():
+            raise DataError("non-finite label field", source=source, index=line_no)
+        if v[1] != int(v[1]):
+            raise DataError(f"occluded must be an integer, got {fields[2]!r}", source=source,
+                            index=line_no)
         labels.append(KittiLabel(fields[0], v[0], int(v[1]), v[2], tuple(v[3:7]), v[7], v[8],
                                  v[9], tuple(v[10:13]), v[13]))
     return labels
@@ -208,7 +258,10 @@ class KittiReader:
 
 def read_points(path: str | os.PathLike) -> np.ndarray:
     """Velodyne ``.bin`` -> (N, 4) float32 x, y, z, reflectance."""
-    data = np.fromfile(path, dtype="<f4")
+    try:
+        data = np.fromfile(path, dtype="<f4")
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
     if data.size % 4:
         raise DataError(f"size {data.size * 4} bytes is not a multiple of 16 (x, y, z, r "
                         f"float32)", source=str(path))

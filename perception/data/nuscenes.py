@@ -112,17 +112,42 @@ def read_radar_pcd(path: str | os.PathLike, calibration: Calibration | None = No
         DataError: not a binary PCD, unexpected fields, or truncated data.
     """
     path = Path(path)
-    blob = path.read_bytes()
-    header, data = _split_pcd(blob, str(path))
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    name = calibration.sensor_name if calibration is not None else (
+        _sensor_from_name(path) or "radar")
+    stamp = stamp_ns if stamp_ns is not None else (_stamp_from_name(path) or 0)
+    return parse_radar_pcd(blob, name, stamp, calibration, T_ref_sensor, str(path))
+
+
+def parse_radar_pcd(blob: bytes, sensor_name: str, stamp_ns: int,
+                    calibration: Calibration | None = None,
+                    T_ref_sensor: np.ndarray | None = None,
+                    source: str = "pcd") -> RadarScan:
+    """The bytes of a nuScenes radar ``.pcd`` -> :class:`RadarScan` (see
+    :func:`read_radar_pcd`; ``source`` names the file in errors).
+
+    Raises:
+        DataError: not a binary PCD, unexpected fields, a bad point count, or truncated data.
+    """
+    header, data = _split_pcd(blob, source)
     fields = tuple(header.get("FIELDS", []))
     if fields != RADAR_FIELDS:
         raise DataError(f"unexpected PCD fields {list(fields)}; expected the nuScenes radar "
-                        f"fields {list(RADAR_FIELDS)}", source=str(path))
-    dtype = _pcd_dtype(header, str(path))
-    n = int(header["POINTS"][0])
+                        f"fields {list(RADAR_FIELDS)}", source=source)
+    dtype = _pcd_dtype(header, source)
+    points_text = header.get("POINTS", [])
+    try:
+        n = int(points_text[0])
+    except (IndexError, ValueError):
+        raise DataError(f"PCD POINTS must be a count, got {points_text}", source=source) from None
+    if n < 0:
+        raise DataError(f"PCD POINTS must be >= 0, got {n}", source=source)
     if len(data) < n * dtype.itemsize:
         raise DataError(f"truncated PCD data: {len(data)} bytes for {n} points of "
-                        f"{dtype.itemsize} bytes", source=str(path))
+                        f"{dtype.itemsize} bytes", source=source)
     rec = np.frombuffer(data, dtype=dtype, count=n)
     xyz = np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float64)
     distance = np.maximum(np.hypot(xyz[:, 0], xyz[:, 1]), 1e-6)
@@ -136,10 +161,7 @@ def read_radar_pcd(path: str | os.PathLike, calibration: Calibration | None = No
     velocity = velocity @ T[:3, :3].T
     points = np.column_stack([xyz, doppler, doppler_comp, rec["rcs"], velocity[:, :2],
                               rec["dyn_prop"]]).astype(np.float32)
-    name = calibration.sensor_name if calibration is not None else (
-        _sensor_from_name(path) or "radar")
-    stamp = stamp_ns if stamp_ns is not None else (_stamp_from_name(path) or 0)
-    return RadarScan(name, stamp, points, RADAR_COLUMNS, calibration)
+    return RadarScan(sensor_name, stamp_ns, points, RADAR_COLUMNS, calibration)
 
 
 def _split_pcd(blob: bytes, source: str) -> tuple[dict[str, list[str]], bytes]:
@@ -180,11 +202,18 @@ def _pcd_dtype(header: dict[str, list[str]], source: str) -> np.dtype:
 
 def read_lidar_bin(path: str | os.PathLike) -> np.ndarray:
     """``.pcd.bin`` -> (N, 5) float32 x, y, z, intensity, ring (sensor frame)."""
-    data = np.fromfile(path, dtype="<f4")
+    data = _read_floats(path)
     if data.size % LIDAR_FLOATS_PER_POINT:
         raise DataError(f"{data.size} floats is not a multiple of {LIDAR_FLOATS_PER_POINT}",
                         source=str(path))
     return data.reshape(-1, LIDAR_FLOATS_PER_POINT)
+
+
+def _read_floats(path: str | os.PathLike) -> np.ndarray:
+    try:
+        return np.fromfile(path, dtype="<f4")
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
 
 
 def _transform(points: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -197,7 +226,11 @@ def _camera(name: str, path: Path, stamp_ns: int, K: np.ndarray, T_vehicle_optic
             size: tuple[int, int] | None = None) -> CameraImage:
     from PIL import Image
 
-    encoded = path.read_bytes()
+    try:
+        encoded = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {name} image: {exc.strerror or exc}",
+                        source=str(path)) from None
     if size is None:
         with Image.open(io.BytesIO(encoded)) as img:          # header only
             size = img.size
@@ -234,14 +267,19 @@ class NuScenesInfoReader:
         self.data_root = Path(data_root) if data_root is not None else self.path.parent
         self.skip_missing_cameras = skip_missing_cameras
         info = safe_pickle.load_file(self.path)
-        if not isinstance(info, dict) or "data_list" not in info:
+        if not isinstance(info, dict) or not isinstance(info.get("data_list"), list):
             raise DataError("not an mmdet3d v1.x info file (no data_list)", source=str(self.path))
-        meta = info.get("metainfo", {})
-        categories = meta.get("categories") or {n: i for i, n in enumerate(meta.get("CLASSES", ()))}
-        if not categories:
-            categories = {name: i for i, name in enumerate(MMDET3D_CLASSES)}
-        self.class_by_label = {int(i): MMDET3D_CLASSES.get(n, ObjectClass.UNKNOWN)
-                               for n, i in categories.items()}
+        try:
+            meta = info.get("metainfo") or {}
+            categories = meta.get("categories") or {
+                n: i for i, n in enumerate(meta.get("CLASSES", ()))}
+            if not categories:
+                categories = {name: i for i, name in enumerate(MMDET3D_CLASSES)}
+            self.class_by_label = {int(i): MMDET3D_CLASSES.get(n, ObjectClass.UNKNOWN)
+                                   for n, i in categories.items()}
+        except _MALFORMED as exc:
+            raise DataError(f"malformed metainfo: {type(exc).__name__}: {exc}",
+                            source=str(self.path)) from None
         self.entries: list[dict] = info["data_list"]
 
     def __len__(self) -> int:
@@ -261,7 +299,7 @@ class NuScenesInfoReader:
         entry = self.entries[i]
         try:
             return self._frame(entry, i)
-        except (KeyError, TypeError, ValueError) as exc:
+        except _MALFORMED as exc:
             raise DataError(f"malformed info entry: {type(exc).__name__}: {exc}",
                             source=str(self.path), index=i) from None
 
@@ -305,6 +343,11 @@ class NuScenesInfoReader:
 # Devkit layout
 # --------------------------------------------------------------------------------------------
 
+# What reading a malformed table or info entry raises from plain Python and NumPy (a missing
+# key, a value of the wrong type or shape, a singular matrix): reported as one DataError.
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+              np.linalg.LinAlgError)
+
 _TABLES = ("sample", "sample_data", "calibrated_sensor", "ego_pose", "sample_annotation",
            "instance", "category", "sensor")
 
@@ -324,9 +367,15 @@ class NuScenesDevkit:
         self.sweeps = sweeps
         table_dir = self.dataroot / version
         self.tables = {name: self._load(table_dir / f"{name}.json") for name in _TABLES}
-        by_token = {name: {row["token"]: row for row in rows}
-                    for name, rows in self.tables.items()}
-        self.by_token = by_token
+        try:
+            self._index()
+        except _MALFORMED as exc:
+            raise DataError(f"malformed nuScenes tables: {type(exc).__name__}: {exc}",
+                            source=str(table_dir)) from None
+
+    def _index(self) -> None:
+        self.by_token = {name: {row["token"]: row for row in rows}
+                         for name, rows in self.tables.items()}
         self.samples = self.tables["sample"]
         self.key_data: dict[str, dict[str, dict]] = {}
         for sd in self.tables["sample_data"]:
@@ -341,9 +390,13 @@ class NuScenesDevkit:
         if not path.is_file():
             raise DataError("missing nuScenes table", source=str(path))
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise DataError(f"invalid JSON: {exc}", source=str(path)) from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise DataError("a nuScenes table must be a JSON list of objects",
+                            source=str(path))
+        return rows
 
     def _channel(self, sd: dict) -> str:
         calib = self.by_token["calibrated_sensor"].get(sd["calibrated_sensor_token"])
@@ -368,6 +421,14 @@ class NuScenesDevkit:
 
     def __getitem__(self, i: int) -> SensorFrame:
         sample = self.samples[i]
+        try:
+            return self._sample(sample, i)
+        except _MALFORMED as exc:
+            raise DataError(f"malformed sample {sample.get('token')!r}: "
+                            f"{type(exc).__name__}: {exc}", source=str(self.dataroot),
+                            index=i) from None
+
+    def _sample(self, sample: dict, i: int) -> SensorFrame:
         data = self.key_data.get(sample["token"], {})
         if "LIDAR_TOP" not in data:
             raise DataError(f"sample {sample['token']} has no LIDAR_TOP key frame",

@@ -84,5 +84,9 @@ def loads_restricted(data: bytes, source: str = "pickle") -> Any:
 
 def load_file(path: str | os.PathLike) -> Any:
     """Unpickle the file at ``path`` with :class:`RestrictedUnpickler`."""
-    with open(path, "rb") as f:
-        return loads_restricted(f.read(), source=str(path))
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    return loads_restricted(data, source=str(path))

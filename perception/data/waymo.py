@@ -199,7 +199,7 @@ def decode_cameras(frame, source: str = "frame", index: int | None = None
             raise CalibrationError(f"{_where(source, index)}: camera {name} has an image but no "
                                    f"calibration in frame.context")
         calib = camera_calibration(calibrations[image.name], source, index)
-        def stamp(t_s: float, field: str) -> int:
+        def stamp(t_s: float, field: str, name: str = name) -> int:
             return _seconds_to_ns(t_s, source, index, f"camera {name} {field}")
 
         stamp_ns = stamp(image.pose_timestamp, "pose_timestamp") \

@@ -27,13 +27,19 @@ Cameras follow Waymo's order FRONT, FRONT_LEFT, FRONT_RIGHT, SIDE_LEFT, SIDE_RIG
 are raw little-endian files so that the reader maps them (``np.memmap``) and a random frame
 costs two slices and a copy; JPEGs are kept as they came (no re-encoding).
 
-Conversion is resumable and atomic: a segment is written to ``.<segment>.partial`` and renamed
-into place when complete; a segment whose directory exists is skipped. Frames that fail to
+Conversion is resumable and atomic: a segment is written to ``.<segment>.partial``, synced,
+and renamed into place when complete; a segment whose directory exists is skipped. A segment
+is converted by one process at a time (a lock file ``.<segment>.lock``), so a rerun after a
+kill, or two runs on one output, never write into the same partial directory. A segment of
+which no frame could be converted (an empty, truncated or corrupt file) fails and leaves no
+directory behind. Frames that fail to
 decode are logged, left out, and listed in ``meta.json`` under ``errors``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import multiprocessing
@@ -114,6 +120,14 @@ class ConvertSummary:
     results: list[SegmentResult] = field(default_factory=list)
 
     @property
+    def ok(self) -> bool:
+        """True when no segment failed and something was converted (or was already done).
+
+        A run that converted nothing, because every record was damaged, the files were empty
+        or no ``*.tfrecord`` was found, is a failure: its exit status must say so."""
+        return self.segments_failed == 0 and (self.segments_converted + self.segments_skipped) > 0
+
+    @property
     def frames_per_s(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
@@ -141,6 +155,11 @@ class ConvertSummary:
                 lines.append(f"  failed {r.name}: {r.failed}")
             for err in r.errors:
                 lines.append(f"  skipped frame in {r.name}: {err}")
+        if not self.results:
+            lines.append("  no *.tfrecord segment found")
+        if not self.ok:
+            lines.append("nothing was converted" if not self.segments_converted
+                         else "some segments failed")
         return "\n".join(lines)
 
 
@@ -266,7 +285,12 @@ class _SegmentWriter:
         self._put("image_shutter.f64", shutter)
 
     def close(self, meta: dict) -> None:
+        """Flush every file to disk, then write ``meta.json`` (the mark of a complete segment,
+        written last and also synced, so that after the rename a crash or power loss never
+        leaves a ``meta.json`` over files whose data is still only in the page cache)."""
         for f in (*self.files.values(), self.images, self.ids):
+            f.flush()
+            os.fsync(f.fileno())
             f.close()
         meta.update({
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "columns": list(LIDAR_COLUMNS),
@@ -276,7 +300,17 @@ class _SegmentWriter:
                        for name, (dtype, trailing) in ARRAYS.items()},
             "images_bytes": self.image_bytes,
         })
-        (self.directory / "meta.json").write_text(json.dumps(meta, indent=1))
+        with open(self.directory / "meta.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps(meta, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def abort(self) -> None:
+        """Close the files of a segment being given up (its directory is removed next);
+        flushing their buffers may fail again, e.g. on a full disk, which changes nothing."""
+        for f in (*self.files.values(), self.images, self.ids):
+            with contextlib.suppress(OSError):
+                f.close()
 
 
 def _calibration_to_json(camera: CameraImage) -> dict:
@@ -298,29 +332,76 @@ def convert_segment(src: str | os.PathLike, out_root: str | os.PathLike) -> Segm
     name = segment_name(src)
     final = out_root / name
     result = SegmentResult(name)
-    if (final / "meta.json").is_file():
-        result.skipped = True
-        return result
     t0 = time.perf_counter()
     partial = out_root / f"{PARTIAL_PREFIX}{name}{PARTIAL_SUFFIX}"
-    shutil.rmtree(partial, ignore_errors=True)        # a leftover of an interrupted run
-    partial.mkdir(parents=True)
     try:
-        _convert_into(src, partial, result)
-        os.replace(partial, final)
+        # One writer per segment: a second run on the same OUT (or a pool worker left over
+        # from a killed run, which finishes its segment) must not share the partial directory.
+        with _segment_lock(out_root, name):
+            if (final / "meta.json").is_file():
+                result.skipped = True
+                return result
+            shutil.rmtree(partial, ignore_errors=True)      # a leftover of an interrupted run
+            partial.mkdir(parents=True)
+            try:
+                _convert_into(src, partial, result)
+                if result.frames == 0:
+                    reasons = "; ".join(result.errors[:3]) or "the file holds no records"
+                    raise DataError(f"no frame could be converted ({reasons})", source=str(src))
+                if final.exists():
+                    # Not ours (no meta.json): never merge into or replace a foreign directory.
+                    raise ConversionError(f"{final} exists but is not a converted segment; "
+                                          f"move it away and run again")
+                os.replace(partial, final)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
     except PerceptionError as exc:
         result.failed = str(exc)
         log.error("segment %s failed: %s", name, exc)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    except OSError as exc:
+        # Disk full, permissions, a vanished source: this segment fails with the reason, its
+        # partial directory is gone, and the run goes on to the next one.
+        result.failed = f"{type(exc).__name__}: {exc}"
+        log.error("segment %s failed: %s", name, result.failed)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+@contextlib.contextmanager
+def _segment_lock(out_root: Path, name: str):
+    """Exclusive lock ``OUT/.<segment>.lock`` (``flock``), removed on release.
+
+    A waiter that wakes up on a lock file already unlinked by its previous holder retries on
+    the new file, so two processes never both hold the lock of one segment."""
+    path = out_root / f"{PARTIAL_PREFIX}{name}.lock"
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)
 
 
 def _convert_into(src: Path, directory: Path, result: SegmentResult) -> None:
     index, scan_error = scan_index(src)
     records = TFRecordFile(src, index)
     writer = _SegmentWriter(directory)
+    closed = False
     try:
         for i in range(len(records)):
             try:
@@ -335,11 +416,16 @@ def _convert_into(src: Path, directory: Path, result: SegmentResult) -> None:
             result.frames += 1
             result.objects += len(frame.boxes) if frame.boxes is not None else 0
             result.points += len(frame.lidar) if frame.lidar is not None else 0
+    except BaseException:
+        writer.abort()
+        closed = True
+        raise
     finally:
         if scan_error is not None:
             log.warning("stopping at a damaged record: %s", scan_error)
             result.errors.append(str(scan_error))
-        writer.close({"segment": src.stem, "source": str(src), "errors": result.errors})
+        if not closed:
+            writer.close({"segment": src.stem, "source": str(src), "errors": result.errors})
 
 
 def convert(src: str | os.PathLike, out: str | os.PathLike, workers: int = 1,
@@ -393,8 +479,16 @@ def write_root_index(out: str | os.PathLike) -> dict:
                          "errors": len(meta.get("errors", []))})
     index = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "segments": segments}
     tmp = out / f"index.json{PARTIAL_SUFFIX}.{os.getpid()}"
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, out / "index.json")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(index, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out / "index.json")
+    except OSError as exc:
+        raise DataError(f"cannot write index.json: {exc}", source=str(out)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return index
 
 

@@ -10,6 +10,7 @@ the official tools write, so their parser reads it back.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -27,6 +28,9 @@ MAX_MATRIX_BYTES = 64 << 20
 """Largest serialized matrix accepted (64 MiB). Waymo's largest cell, the TOP pixel pose, is
 64 x 2650 x 6 float32 (4 MiB); the cap leaves room for larger sensors while a few kilobytes of
 forged zlib data (a decompression bomb) cannot inflate into gigabytes."""
+
+_MAX_DIMS = 8
+_MAX_DIM = 2**31 - 1
 
 
 def parse_matrix_float(buf: bytes) -> np.ndarray:
@@ -103,7 +107,16 @@ def _parse_matrix_float_proto(buf: bytes) -> np.ndarray:
 
 
 def _shaped(data: np.ndarray, dims: list[int]) -> np.ndarray:
-    if not dims or int(np.prod(dims)) != data.size:
+    # Exact integer checks: a product taken in int64 wraps around, so forged dims such as
+    # [2**32, 2**32] would "match" an empty payload and reach reshape.
+    if not 0 < len(dims) <= _MAX_DIMS or any(not 0 <= d <= _MAX_DIM for d in dims):
+        raise DataError(f"MatrixFloat shape {dims[:_MAX_DIMS + 1]} is not a valid shape "
+                        f"(1 to {_MAX_DIMS} dimensions, each in [0, {_MAX_DIM}])")
+    # NumPy refuses a shape whose nonzero dims multiply past its limit even when another dim
+    # is 0 (so the array is empty); no real matrix comes near MAX_MATRIX_BYTES anyway.
+    if math.prod(max(d, 1) for d in dims) > MAX_MATRIX_BYTES // 4:
+        raise DataError(f"MatrixFloat shape {dims} is larger than any range image")
+    if math.prod(dims) != data.size:
         raise DataError(f"MatrixFloat has {data.size} values but shape {dims}")
     return data.astype(np.float32, copy=False).reshape(dims)
 

@@ -31,11 +31,16 @@ class BatchSpec:
         image_size_hw: camera images are resized to this (intrinsics scaled), or None to skip
             cameras.
         radar: collate radar points.
+        fast_jpeg: JPEG images not decoded yet and at least twice the target size are
+            decoded at a reduced scale by libjpeg's DCT scaling (1/2, 1/4 or 1/8, never below
+            the target size), then resized as usual: 2-6x faster decoding. The pixels differ
+            slightly from a full decode + bilinear resize (the DCT scaling averages blocks).
     """
 
     lidar_columns: tuple[str, ...] | None = ("intensity", "time_offset_s")
     image_size_hw: tuple[int, int] | None = None
     radar: bool = False
+    fast_jpeg: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,8 +99,14 @@ class Batch:
         return dataclasses.replace(self, present=present)
 
 
-def collate_frames(frames: Sequence[SensorFrame], spec: BatchSpec) -> Batch:
-    """Collate frames into a :class:`Batch` (CPU tensors)."""
+def collate_frames(frames: Sequence[SensorFrame], spec: BatchSpec,
+                   device: torch.device | str | None = None) -> Batch:
+    """Collate frames into a :class:`Batch` on ``device`` (default: the CPU).
+
+    Images go to ``device`` as uint8 (a third of the bytes of float32) and are converted,
+    scaled to [0, 1] and resized there, all cameras of one size in one call: on a GPU the
+    collation then costs a copy instead of a CPU resize per camera.
+    """
     if len(frames) == 0:
         raise ValidationError("collate_frames: no frames")
     for i, frame in enumerate(frames):
@@ -109,15 +120,17 @@ def collate_frames(frames: Sequence[SensorFrame], spec: BatchSpec) -> Batch:
         present[i, 1] = spec.image_size_hw is not None and Modality.CAMERA in have
         present[i, 2] = spec.radar and Modality.RADAR in have
     lidar = [_lidar_points(f, spec.lidar_columns) for f in frames]
-    images, valid, K, T = _cameras(frames, spec.image_size_hw)
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    images, valid, K, T = _cameras(frames, spec.image_size_hw, target, spec.fast_jpeg)
     radar = [torch.from_numpy(radar_point_features(f)) if spec.radar
              else torch.zeros((0, len(RADAR_COLUMNS))) for f in frames]
     boxes, labels, velocities = zip(*(_ground_truth(f) for f in frames))
-    return Batch(stamps_ns=[int(f.stamp_ns) for f in frames],
-                 sequence_ids=[f.sequence_id for f in frames], present=present,
-                 lidar_points=lidar, images=images, camera_valid=valid, intrinsics=K,
-                 T_vehicle_optical=T, radar_points=radar, gt_boxes=list(boxes),
-                 gt_labels=list(labels), gt_velocities=list(velocities))
+    batch = Batch(stamps_ns=[int(f.stamp_ns) for f in frames],
+                  sequence_ids=[f.sequence_id for f in frames], present=present,
+                  lidar_points=lidar, images=images, camera_valid=valid, intrinsics=K,
+                  T_vehicle_optical=T, radar_points=radar, gt_boxes=list(boxes),
+                  gt_labels=list(labels), gt_velocities=list(velocities))
+    return batch if target.type == "cpu" else batch.to(target)
 
 
 def _lidar_points(frame: SensorFrame, columns: tuple[str, ...] | None) -> torch.Tensor:
@@ -169,33 +182,63 @@ def radar_point_features(frame: SensorFrame) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _cameras(frames: Sequence[SensorFrame], size_hw: tuple[int, int] | None
+def _cameras(frames: Sequence[SensorFrame], size_hw: tuple[int, int] | None,
+             device: torch.device, fast_jpeg: bool = True
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     n_cam = max([len(f.cameras) for f in frames] + [0]) if size_hw is not None else 0
     B = len(frames)
     H, W = size_hw if size_hw is not None else (1, 1)
-    images = torch.zeros((B, n_cam, 3, H, W))
+    images = torch.zeros((B, n_cam, 3, H, W), device=device)
     valid = torch.zeros((B, n_cam), dtype=torch.bool)
     K = torch.eye(3).repeat(B, n_cam, 1, 1)
     T = torch.eye(4).repeat(B, n_cam, 1, 1)
     if n_cam == 0:
         return images, valid, K, T
+    groups: dict[tuple[int, int], list[tuple[int, int, np.ndarray]]] = {}
     for b, frame in enumerate(frames):
         for c, name in enumerate(sorted(frame.cameras)):
             cam = frame.cameras[name]
-            # as_tensor copies while converting to float32, so read-only (memory-mapped)
-            # images need no writable copy first.
-            pixels = torch.as_tensor(np.asarray(cam.image, dtype=np.float32)).permute(2, 0, 1)
-            img = pixels.div_(255.0)[None]
-            h0, w0 = img.shape[-2:]
-            if (h0, w0) != (H, W):
-                img = F.interpolate(img, size=(H, W), mode="bilinear", align_corners=False)
-            images[b, c] = img[0]
+            pixels = _pixels(cam, (H, W), fast_jpeg)
+            groups.setdefault(pixels.shape[:2], []).append((b, c, pixels))
+            h0, w0 = cam.calibration.height, cam.calibration.width
             scale = np.diag([W / w0, H / h0, 1.0])
             K[b, c] = torch.from_numpy(scale @ cam.calibration.K).float()
             T[b, c] = torch.from_numpy(cam.calibration.T_vehicle_optical).float()
             valid[b, c] = True
+    for (h0, w0), items in groups.items():
+        # (N, h, w, 3) uint8 -> (N, 3, h, w) float in [0, 1] on the device, one resize for
+        # the group (the same kernel, per image, as resizing one by one).
+        stacked = torch.from_numpy(np.stack([p for _, _, p in items]))
+        if device.type == "cuda":
+            stacked = stacked.pin_memory()
+        img = stacked.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        if (h0, w0) != (H, W):
+            img = F.interpolate(img, size=(H, W), mode="bilinear", align_corners=False)
+        rows = torch.tensor([b for b, _, _ in items])
+        cols = torch.tensor([c for _, c, _ in items])
+        images[rows, cols] = img
     return images, valid, K, T
+
+
+def _pixels(cam, size_hw: tuple[int, int], fast_jpeg: bool) -> np.ndarray:
+    """(h, w, 3) uint8 RGB of ``cam``: its pixels, or its JPEG decoded at the smallest DCT
+    scale that is still at least ``size_hw`` (when ``fast_jpeg`` and not decoded yet)."""
+    if not fast_jpeg or cam.is_decoded or not cam.encoded[:2] == b"\xff\xd8":
+        return cam.image
+    H, W = size_hw
+    h0, w0 = cam.calibration.height, cam.calibration.width
+    if h0 < 2 * H or w0 < 2 * W:
+        return cam.image
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(cam.encoded)) as img:
+            img.draft("RGB", (W, H))  # libjpeg picks a scale of 1/2, 1/4 or 1/8, >= (W, H)
+            return np.asarray(img.convert("RGB"))
+    except Exception:  # anything odd: the regular decode, with its typed errors
+        return cam.image
 
 
 def _ground_truth(frame: SensorFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

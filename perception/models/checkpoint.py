@@ -45,7 +45,8 @@ def load_checkpoint_file(path: str | Path, device: torch.device | str = "cpu") -
     except Exception as exc:  # unpickling refusals and corrupt files alike
         # torch's own message advises weights_only=False, which would run whatever code the
         # file holds: never repeat that advice for a file of unknown origin.
-        reason = type(exc).__name__ if "weights_only" in str(exc) else str(exc).splitlines()[0]
+        lines = str(exc).strip().splitlines()
+        reason = type(exc).__name__ if "weights_only" in str(exc) or not lines else lines[0]
         raise DataError(f"cannot load checkpoint: not a checkpoint of this package "
                         f"({reason}); it was not unpickled", source=str(path)) from None
     if not isinstance(state, dict) or state.get("format") not in FORMATS:
@@ -69,6 +70,9 @@ def load_state_checked(model: nn.Module, tensors: dict[str, torch.Tensor],
     """``model.load_state_dict(tensors)`` after checking names and shapes, so a config that
     does not match the weights is a :class:`ConfigError` naming the first mismatching tensor
     (dtypes may differ: float16 weights load into a float32 model)."""
+    if not isinstance(tensors, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
+        raise DataError("the model entry must map tensor names to tensors", source=source)
     own = model.state_dict()
     for name, value in own.items():
         if name not in tensors:
@@ -109,15 +113,48 @@ def read_detector(path: str | Path, device: torch.device | str = "cpu",
     network is built instead of the stored one, and every tensor must fit it."""
     state = load_checkpoint_file(path, device)
     model_config = config if config is not None else model_config_of(state, str(path))
-    model = build_detector(model_config)
-    load_state_checked(model, state["model"], str(path))
+    model = build_checked(model_config, state["model"], str(path))
     model = model.float().to(device).eval()
     data = state["config"].get("data") or {}
     # A training config keeps data.radar_scans even for a model without radar; only what the
     # model reads counts.
-    sweeps = int(data.get("lidar_sweeps", 1)) if model_config.lidar is not None else 1
-    scans = int(data.get("radar_scans", 1)) if model_config.radar is not None else 1
-    return LoadedDetector(model, model_config, max(1, sweeps), max(1, scans), Path(path))
+    sweeps = _count(data, "lidar_sweeps", str(path)) if model_config.lidar is not None else 1
+    scans = _count(data, "radar_scans", str(path)) if model_config.radar is not None else 1
+    return LoadedDetector(model, model_config, sweeps, scans, Path(path))
+
+
+def build_checked(config: ModelConfig, tensors: dict, source: str = "weights") -> nn.Module:
+    """The detector of ``config`` holding ``tensors``, checked before any memory is spent.
+
+    The network is first built on the ``meta`` device (shapes only) and the tensors checked
+    against it (:func:`load_state_checked`), so a file whose config describes a huge network
+    fails with a :class:`ConfigError` instead of allocating it; only a network whose every
+    tensor is already in memory is then built for real.
+    """
+    try:
+        with torch.device("meta"):
+            shapes = build_detector(config)
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        # A config that validates but describes no buildable network (e.g. a layer of 2**31
+        # channels overflows torch's size arithmetic).
+        raise ConfigError(f"{source}: its model config does not build a network: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                          ) from None
+    load_state_checked(shapes, {k: v.to("meta") if isinstance(v, torch.Tensor) else v
+                                for k, v in tensors.items()} if isinstance(tensors, dict)
+                       else tensors, source)
+    model = build_detector(config)
+    load_state_checked(model, tensors, source)
+    return model
+
+
+def _count(data: object, key: str, source: str) -> int:
+    """``data[key]`` as a count >= 1 (default 1) from a stored config."""
+    value = data.get(key, 1) if isinstance(data, dict) else 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise DataError(f"config.data.{key}: expected an integer in [1, 1000], got {value!r}",
+                        source=source)
+    return value
 
 
 def load_detector(path: str | Path, device: torch.device | str = "cpu",

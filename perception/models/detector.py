@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ValidationError
+from ..errors import ConfigError, ValidationError
 from ..types import Detections, Modality, SensorFrame
 from .backbone import SecondFPN
 from .batch import MODALITY_ORDER, Batch, BatchSpec, collate_frames
@@ -71,8 +71,48 @@ def batch_spec(config: ModelConfig) -> BatchSpec:
                      radar=config.radar is not None)
 
 
+def spconv_build() -> dict[str, object]:
+    """The installed spconv: ``{"package": "spconv-cu126" | "spconv" | None, "version",
+    "cuda": "12.6" | None}`` (read from the package metadata, without importing spconv)."""
+    import re
+    from importlib import metadata
+
+    for dist in metadata.distributions():
+        name = (dist.metadata.get("Name") or "").lower()
+        m = re.fullmatch(r"spconv(?:-cu(\d+)(\d))?", name)
+        if m:
+            cuda = f"{m.group(1)}.{m.group(2)}" if m.group(1) else None
+            return {"package": name, "version": dist.version, "cuda": cuda}
+    return {"package": None, "version": None, "cuda": None}
+
+
+def check_device(config: ModelConfig, device: torch.device | str | None) -> None:
+    """Refuse, with a clear error, a sparse (spconv) lidar encoder on CUDA when the installed
+    spconv is a CPU-only build: it would otherwise fail deep inside spconv."""
+    if device is None or config.lidar is None or config.lidar.encoder != "sparse":
+        return
+    if torch.device(device).type != "cuda":
+        return
+    build = spconv_build()
+    if build["package"] is not None and build["cuda"] is None:
+        raise ConfigError(
+            f"lidar.encoder: sparse on {device} needs a CUDA build of spconv, but "
+            f"{build['package']} {build['version']} (CPU only) is installed; run "
+            f"`make setup CUDA=<version>` (e.g. CUDA=12.6) or pip install spconv-cu126")
+
+
 class _DetectorBase(nn.Module):
     config: ModelConfig
+
+    def to(self, *args, **kwargs):
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        check_device(self.config, device)
+        return super().to(*args, **kwargs)
+
+    def cuda(self, device=None):
+        check_device(self.config, torch.device("cuda", device) if isinstance(device, int)
+                     else (device or "cuda"))
+        return super().cuda(device)
 
     @property
     def spec(self) -> BatchSpec:
@@ -94,10 +134,9 @@ class _DetectorBase(nn.Module):
                 drop: frozenset[Modality] = frozenset()) -> list[Detections]:
         """Detect in ``frames`` (eval mode), optionally ignoring the ``drop`` modalities."""
         device = next(self.parameters()).device
-        batch = collate_frames(frames, self.spec)
+        batch = collate_frames(frames, self.spec, device=device)  # images resized there
         if drop:
             batch = batch.without(drop)
-        batch = batch.to(device)
         was_training = self.training
         self.eval()
         try:
@@ -301,11 +340,15 @@ def _select(batch: Batch, idx: torch.Tensor) -> Batch:
         gt_labels=pick(batch.gt_labels), gt_velocities=pick(batch.gt_velocities))
 
 
-def build_detector(config: ModelConfig) -> _DetectorBase:
-    """The detector described by ``config`` (explicit: no registry)."""
+def build_detector(config: ModelConfig, device: torch.device | str | None = None
+                   ) -> _DetectorBase:
+    """The detector described by ``config`` (explicit: no registry), checked against the
+    ``device`` it is meant for (see :func:`check_device`; moving it there with ``.to`` checks
+    too)."""
     if not isinstance(config, ModelConfig):
         raise ValidationError(f"build_detector: expected a ModelConfig, got "
                               f"{type(config).__name__}")
+    check_device(config, device)
     if config.fusion == "late":
         return LateFusionDetector(config)
     return FusionDetector(config)

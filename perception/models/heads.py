@@ -94,12 +94,18 @@ def regression_to_boxes(regression: torch.Tensor, cells_hw: torch.Tensor, grid: 
 def decode(outputs: list[TaskOutput], config: HeadConfig, grid: GridConfig, stride: int
            ) -> list[DecodedBoxes]:
     """Top-K per task, score threshold, then NMS per class (circle or rotated BEV, through
-    :mod:`perception.ops`), then the best ``max_detections`` per sample."""
+    :mod:`perception.ops`), then the best ``max_detections`` per sample.
+
+    Sigmoid, top-K, the gather of the regression vectors and the box decoding run once per
+    task for the whole batch; only the threshold and NMS run per sample, so the number of
+    small kernels and host synchronisations does not grow with the batch size.
+    """
     B = outputs[0].heatmap.shape[0]
+    per_task = [_decode_task_batch(out, classes, config, grid, stride, t)
+                for t, (out, classes) in enumerate(zip(outputs, config.task_classes()))]
     results = []
     for b in range(B):
-        parts = [_decode_task(out, b, classes, config, grid, stride, t)
-                 for t, (out, classes) in enumerate(zip(outputs, config.task_classes()))]
+        parts = [_select_task(task, b, config) for task in per_task]
         boxes = torch.cat([p.boxes for p in parts])
         scores = torch.cat([p.scores for p in parts])
         order = scores.argsort(descending=True)[:config.max_detections]
@@ -110,32 +116,61 @@ def decode(outputs: list[TaskOutput], config: HeadConfig, grid: GridConfig, stri
     return results
 
 
-def _decode_task(out: TaskOutput, b: int, classes: list[ObjectClass], config: HeadConfig,
-                 grid: GridConfig, stride: int, task_index: int) -> DecodedBoxes:
-    heat = out.heatmap[b].float().sigmoid()  # (n_cls, h, w)
-    n_cls, h, w = heat.shape
-    k = min(config.top_k, heat.numel())
-    scores, flat = heat.reshape(-1).topk(k)
-    keep = scores >= config.score_threshold
-    scores, flat = scores[keep], flat[keep]
+@dataclass
+class _TaskCandidates:
+    """Top-K candidates of one task for the whole batch, (B, k, ...) each."""
+
+    scores: torch.Tensor
+    boxes: torch.Tensor
+    velocities: torch.Tensor
+    labels: torch.Tensor
+    sources: torch.Tensor
+    count: list[int]          # candidates at or above the score threshold, per sample
+    task_index: int
+
+
+_LABELS: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
+
+
+def _label_values(classes: list[ObjectClass], device: torch.device) -> torch.Tensor:
+    key = (tuple(int(c) for c in classes), device)
+    if key not in _LABELS:  # a host-to-device copy once, not per frame
+        _LABELS[key] = torch.tensor(key[0], device=device)
+    return _LABELS[key]
+
+
+def _decode_task_batch(out: TaskOutput, classes: list[ObjectClass], config: HeadConfig,
+                       grid: GridConfig, stride: int, task_index: int) -> _TaskCandidates:
+    heat = out.heatmap.float().sigmoid()  # (B, n_cls, h, w)
+    B, n_cls, h, w = heat.shape
+    k = min(config.top_k, n_cls * h * w)
+    scores, flat = heat.reshape(B, -1).topk(k)  # (B, k), descending
     cls_idx = flat // (h * w)
     cell = flat % (h * w)
     cells_hw = torch.stack([cell // w, cell % w], -1).to(heat.dtype)
-    reg = out.regression[b].float().reshape(REGRESSION_CHANNELS, -1)[:, cell].T
-    boxes, vel = regression_to_boxes(reg, cells_hw, grid, stride)
-    label_values = torch.tensor([int(c) for c in classes], device=heat.device)
-    labels = label_values[cls_idx]
-    boxes = boxes.contiguous()
-    if boxes.shape[0] and config.nms == "circle":
-        keep_idx = ops.circle_nms(boxes[:, :2], scores, config.nms_radius_m[task_index],
+    reg = out.regression.float().reshape(B, REGRESSION_CHANNELS, -1)
+    reg = torch.gather(reg, 2, cell[:, None, :].expand(-1, REGRESSION_CHANNELS, -1))
+    boxes, vel = regression_to_boxes(reg.transpose(1, 2), cells_hw, grid, stride)
+    labels = _label_values(classes, heat.device)[cls_idx]
+    # Scores are sorted: the candidates above the threshold are a prefix (one sync per task).
+    count = (scores >= config.score_threshold).sum(1).tolist()
+    sources = torch.stack([torch.full_like(cls_idx, task_index), cls_idx, cell], -1)
+    return _TaskCandidates(scores, boxes, vel, labels, sources, count, task_index)
+
+
+def _select_task(task: _TaskCandidates, b: int, config: HeadConfig) -> DecodedBoxes:
+    n = task.count[b]
+    scores, labels = task.scores[b, :n], task.labels[b, :n]
+    boxes = task.boxes[b, :n].contiguous()
+    if n and config.nms == "circle":
+        keep_idx = ops.circle_nms(boxes[:, :2], scores, config.nms_radius_m[task.task_index],
                                   labels=labels)
-    elif boxes.shape[0] and config.nms == "rotated":
+    elif n and config.nms == "rotated":
         keep_idx = ops.nms_bev(boxes, scores, config.nms_iou_threshold, labels=labels)
     else:
-        keep_idx = torch.arange(boxes.shape[0], device=boxes.device)
-    sources = torch.stack([torch.full_like(cls_idx, task_index), cls_idx, cell], -1)
-    return DecodedBoxes(boxes[keep_idx], scores[keep_idx], labels[keep_idx], vel[keep_idx],
-                        sources[keep_idx])
+        keep_idx = torch.arange(n, device=boxes.device)
+    return DecodedBoxes(boxes[keep_idx], scores[keep_idx], labels[keep_idx],
+                        task.velocities[b, :n][keep_idx], task.sources[b, :n][keep_idx])
 
 
 def box_code(boxes: torch.Tensor, velocities: torch.Tensor, cells_hw: torch.Tensor,

@@ -3,6 +3,7 @@ fusion (WBF)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .. import ops
@@ -39,27 +40,42 @@ def merge_boxes(parts: list[DecodedBoxes], method: str, iou_threshold: float,
 
 def _weighted_box_fusion(boxes, scores, labels, vels, source, n_parts: int,
                          iou_threshold: float, max_detections: int) -> DecodedBoxes:
-    order = scores.argsort(descending=True)
-    iou = ops.boxes_iou_bev(boxes, boxes)
-    taken = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
-    out_b, out_s, out_l, out_v = [], [], [], []
-    for i in order.tolist():
-        if taken[i]:
+    # The greedy clustering is sequential by nature: it runs once on the host over the IoU
+    # matrix (one transfer, NumPy row operations); the cluster means are then computed on the
+    # boxes' device with scatter sums, with no per-box device round trip (which made late
+    # fusion's predict 10x its forward on a GPU).
+    n = boxes.shape[0]
+    order = torch.argsort(scores, descending=True, stable=True)
+    iou = ops.boxes_iou_bev(boxes, boxes).cpu().numpy()
+    lab = labels.cpu().numpy()
+    cluster = np.full(n, -1, np.int64)
+    leaders = []
+    for i in order.cpu().numpy():
+        if cluster[i] >= 0:
             continue
-        members = (~taken) & (labels == labels[i]) & (iou[i] > iou_threshold)
+        members = (cluster < 0) & (lab == lab[i]) & (iou[i] > iou_threshold)
         members[i] = True
-        taken |= members
-        w = scores[members]
-        wn = w / w.sum()
-        b = boxes[members]
-        mean = (b[:, :6] * wn[:, None]).sum(0)
-        heading = torch.atan2((torch.sin(b[:, 6]) * wn).sum(), (torch.cos(b[:, 6]) * wn).sum())
-        out_b.append(torch.cat([mean, heading[None]]))
-        n_sources = int(source[members].unique().numel())
-        out_s.append(w.mean() * n_sources / n_parts)
-        out_l.append(labels[i])
-        out_v.append((vels[members] * wn[:, None]).sum(0))
-    fused_s = torch.stack(out_s)
-    keep = fused_s.argsort(descending=True)[:max_detections]
-    return DecodedBoxes(torch.stack(out_b)[keep], fused_s[keep], torch.stack(out_l)[keep],
-                        torch.stack(out_v)[keep])
+        cluster[members] = len(leaders)
+        leaders.append(i)
+    dev = boxes.device
+    k = len(leaders)
+    cid = torch.from_numpy(cluster).to(dev)
+    lead = torch.from_numpy(np.asarray(leaders, np.int64)).to(dev)
+
+    def cluster_sum(values: torch.Tensor) -> torch.Tensor:
+        return values.new_zeros((k, *values.shape[1:])).index_add_(0, cid, values)
+
+    w_sum = cluster_sum(scores)
+    wn = scores / w_sum[cid]
+    mean = cluster_sum(boxes[:, :6] * wn[:, None])
+    heading = torch.atan2(cluster_sum(torch.sin(boxes[:, 6]) * wn),
+                          cluster_sum(torch.cos(boxes[:, 6]) * wn))
+    count = cluster_sum(torch.ones_like(scores))
+    pairs = torch.unique(cid * n_parts + source)  # distinct (cluster, branch) pairs
+    n_sources = torch.zeros(k, dtype=scores.dtype, device=dev).index_add_(
+        0, pairs // n_parts, torch.ones_like(pairs, dtype=scores.dtype))
+    fused_s = w_sum / count * n_sources / n_parts
+    keep = torch.argsort(fused_s, descending=True, stable=True)[:max_detections]
+    fused_b = torch.cat([mean, heading[:, None]], 1)
+    return DecodedBoxes(fused_b[keep], fused_s[keep], labels[lead][keep],
+                        cluster_sum(vels * wn[:, None])[keep])

@@ -50,6 +50,12 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def hashed_card(name: str = DEFAULT_MODEL) -> dict:
+    """The card of shipped model ``name`` with ``card_sha256``, the card file's own sha256 (an
+    export records both, so it names exactly the model it came from)."""
+    return dict(read_card(name), card_sha256=sha256_of(card_path(name)))
+
+
 def shipped_weights_path(name: str = DEFAULT_MODEL, verify: bool = True) -> Path:
     """Path of shipped model ``name``'s weights, checked against the sha256 on its card.
 

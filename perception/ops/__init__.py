@@ -9,17 +9,24 @@ input to the compiled kernel, and falls back to the pure-PyTorch reference in
 
 from . import reference
 from ._ext import extension_status, load_extension
-from .bev_pool import BevPoolPlan, bev_pool, bev_pool_plan
+from .bev_pool import CUDA_CHUNK, BevPoolPlan, bev_pool, bev_pool_plan, chunk_levels
 from .boxes import boxes_iou_3d, boxes_iou_bev, circle_nms, nms_bev
-from .voxelize import (scatter_reduce, voxelize_dynamic, voxelize_dynamic_batch, voxelize_hard,
-                       voxelize_hard_batch)
+from .voxelize import (
+                       scatter_reduce,
+                       voxelize_dynamic,
+                       voxelize_dynamic_batch,
+                       voxelize_hard,
+                       voxelize_hard_batch,
+)
 
 __all__ = [
+    "CUDA_CHUNK",
     "BevPoolPlan",
     "bev_pool",
     "bev_pool_plan",
     "boxes_iou_3d",
     "boxes_iou_bev",
+    "chunk_levels",
     "circle_nms",
     "extension_status",
     "load_extension",

@@ -20,11 +20,19 @@ from ..errors import OpsError
 INT32_MAX = 2**31 - 1
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 INT_DTYPES = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+MAX_OUTPUT_BYTES = 8 * 2**30
+"""The largest output an op allocates from its arguments rather than from its input (a BEV
+grid, a voxel buffer): 8 GiB holds a batch of 8 BEV maps of 80 channels on a 1440 x 1440
+grid in float32, far beyond what a config asks, and refuses a mistyped grid before it
+exhausts memory."""
 
 
 def as_tensor(name: str, value: object) -> torch.Tensor:
     """A torch tensor from a tensor or a NumPy array (anything else is refused)."""
     if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            raise OpsError(f"{name}: on the meta device (shapes only, no data); the ops need "
+                           f"tensors on cpu or cuda")
         return value
     if isinstance(value, np.ndarray):
         if value.dtype == object:
@@ -75,6 +83,15 @@ def require_finite(name: str, t: torch.Tensor) -> None:
     if t.numel() and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise OpsError(f"{name}: {bad} non-finite value(s) (NaN or inf) in {describe(t)}")
+
+
+def check_output_size(name: str, shape: Sequence[int], itemsize: int) -> None:
+    """Refuse an output of ``shape`` larger than :data:`MAX_OUTPUT_BYTES`."""
+    size = float(np.prod([float(d) for d in shape])) * itemsize
+    if size > MAX_OUTPUT_BYTES:
+        raise OpsError(f"{name}: the output {tuple(int(d) for d in shape)} would need "
+                       f"{size / 2**30:.1f} GiB, over the {MAX_OUTPUT_BYTES / 2**30:.0f} GiB "
+                       f"bound")
 
 
 def same_device(**tensors: torch.Tensor) -> torch.device:

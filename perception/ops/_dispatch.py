@@ -1,36 +1,16 @@
-"""Choice of implementation per call: the compiled CPU or CUDA kernel, else the reference."""
+"""Choice of implementation per call: the registered operator (compiled CPU or CUDA kernel,
+:mod:`perception.ops._library`), else the PyTorch reference."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 import torch
 
-from . import _ext
+from . import _ext, _library
 
 
-def _on_device(fn: Callable, device: torch.device) -> Callable:
-    """Call a CUDA binding on ``device`` (made current) with its current stream appended."""
-
-    @functools.wraps(fn)
-    def call(*args):
-        with torch.cuda.device(device):
-            return fn(*args, int(torch.cuda.current_stream(device).cuda_stream))
-
-    return call
-
-
-def kernel(name: str, device: torch.device) -> tuple[Callable | None, tuple]:
-    """The compiled ``{name}_cpu`` / ``{name}_cuda`` function for ``device``, or None when the
-    extension (or that kernel) is not built; plus extra trailing arguments (none today: the
-    CUDA stream is appended by the wrapper at call time)."""
-    ext = _ext.load_extension()
-    if ext is None:
-        return None, ()
-    if device.type == "cpu":
-        return getattr(ext, f"{name}_cpu", None), ()
-    if device.type == "cuda":
-        fn = getattr(ext, f"{name}_cuda", None)
-        return (None if fn is None else _on_device(fn, device)), ()
-    return None, ()
+def compiled(device: torch.device) -> bool:
+    """True when ``torch.ops.perception.*`` has kernels for ``device``; False means the
+    public functions run their PyTorch reference (extension not built, warned once)."""
+    if _ext.load_extension() is None:
+        return False
+    return _library.has_kernel(device)

@@ -3,9 +3,12 @@
 Points are sorted by the rank of their cell, ``((b * Z + z) * H + y) * W + x``; every non-empty
 cell is one interval of the sorted order. The forward sums each interval into its cell, the
 backward copies the cell's gradient to the interval's points. Nothing is accumulated with
-atomics, so the result does not depend on the thread count. (On the CPU each thread owns a
-contiguous range of intervals and reads the feature rows in address order, which is faster on
-memory-bound machines; the sums are the same, see docs/ops.md.)
+atomics, so the result does not depend on the thread count or on scheduling. (On the CPU each
+thread owns a contiguous range of intervals and reads the feature rows in address order, which
+is faster on memory-bound machines; the sums are the same, see docs/ops.md. On CUDA the
+intervals are cut into chunks of at most :data:`CUDA_CHUNK` points whose partial sums are
+summed again level by level, so a long interval never serialises the kernel; the chunk tables
+are part of the plan.)
 
 The sort and the interval table depend only on the geometry. When the camera geometry is fixed
 (the usual case on a vehicle: fixed intrinsics, extrinsics and depth bins), build them once with
@@ -23,7 +26,11 @@ from dataclasses import dataclass
 import torch
 
 from . import _checks as C
-from ._dispatch import kernel
+from . import _library  # noqa: F401  (registers torch.ops.perception)
+from ._dispatch import compiled
+
+CUDA_CHUNK = 32
+"""Points (or partial rows) one CUDA thread sums per level of the forward."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,8 @@ class BevPoolPlan:
     ``order`` (K,) point indices sorted by cell rank (stable); ``starts``, ``lengths``,
     ``ranks`` (I,) one interval per non-empty cell; ``dropped`` (N - K,) points outside the
     grid; ``point_rank`` (N,) the cell rank of every point (-1 outside). All int64, on the
-    device of the geometry.
+    device of the geometry. ``levels``: on CUDA, the chunk tables of the forward
+    (:func:`chunk_levels`), empty on the CPU.
     """
 
     order: torch.Tensor
@@ -45,16 +53,52 @@ class BevPoolPlan:
     num_points: int
     batch_size: int
     grid_shape: tuple[int, int, int]
+    levels: tuple[torch.Tensor, ...] = ()
 
     @property
     def device(self) -> torch.device:
         return self.order.device
 
     def to(self, device: torch.device | str) -> BevPoolPlan:
+        """The same plan on ``device`` (chunk tables built when moving to CUDA)."""
+        device = torch.device(device)
         move = {k: getattr(self, k).to(device) for k in
                 ("order", "starts", "lengths", "ranks", "dropped", "point_rank")}
+        levels = tuple(t.to(device) for t in self.levels)
+        if device.type == "cuda" and not levels:
+            levels = chunk_levels(move["starts"], move["lengths"])
         return BevPoolPlan(**move, num_points=self.num_points, batch_size=self.batch_size,
-                           grid_shape=self.grid_shape)
+                           grid_shape=self.grid_shape, levels=levels)
+
+
+def chunk_levels(starts: torch.Tensor, lengths: torch.Tensor, chunk: int = CUDA_CHUNK
+                 ) -> tuple[torch.Tensor, ...]:
+    """Chunk tables of the CUDA forward: ``(chunk_start_0, chunk_len_0, chunk_start_1, ...)``.
+
+    Level 0 cuts every interval ``[starts[i], starts[i] + lengths[i])`` of the sorted points
+    into chunks of at most ``chunk`` points (never across intervals); its chunk sums are rows
+    of a partial buffer, grouped by interval. Level l + 1 does the same over the partial rows
+    of level l, until one chunk per interval is left (the last level, whose sums go to the
+    cells). An interval of n points thus takes ``ceil(log_chunk n)`` levels and no thread sums
+    more than ``chunk`` rows.
+    """
+    if starts.numel() == 0:
+        return ()
+    dev = starts.device
+    out: list[torch.Tensor] = []
+    seg_start, seg_len = starts, lengths
+    while True:
+        n = (seg_len + (chunk - 1)) // chunk
+        total = int(n.sum())
+        if total == seg_len.numel():
+            return tuple(out + [seg_start.contiguous(), seg_len.contiguous()])
+        first = torch.cumsum(n, 0) - n
+        seg = torch.repeat_interleave(torch.arange(n.numel(), device=dev), n,
+                                      output_size=total)
+        cstart = seg_start[seg] + (torch.arange(total, device=dev) - first[seg]) * chunk
+        clen = torch.clamp(seg_start[seg] + seg_len[seg] - cstart, max=chunk)
+        out += [cstart, clen]
+        seg_start, seg_len = first, n
 
 
 def _grid_shape(grid_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -103,27 +147,13 @@ def bev_pool_plan(geometry, batch_size: int, grid_shape: Sequence[int]) -> BevPo
     Z, H, W = _grid_shape(grid_shape)
     if float(B) * Z * H * W >= 2.0**62:
         raise C.OpsError(f"grid_shape: {B} x {Z} x {H} x {W} cells do not fit int64 ranks")
-    ext = None
-    if geo.device.type == "cpu":
-        ext, _ = kernel("bev_pool_plan", geo.device)
-    parts = ext(geo, B, Z, H, W) if ext is not None else _plan_torch(geo, B, Z, H, W)
-    return BevPoolPlan(*parts, num_points=geo.shape[0], batch_size=B, grid_shape=(Z, H, W))
-
-
-class _BevPool(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, features, plan, fwd, bwd, extra):  # type: ignore[override]
-        Z, H, W = plan.grid_shape
-        ctx.plan, ctx.bwd, ctx.extra = plan, bwd, extra
-        return fwd(features, plan.order, plan.starts, plan.lengths, plan.ranks,
-                   plan.point_rank, plan.batch_size, Z, H, W, *extra)
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        plan = ctx.plan
-        grad = ctx.bwd(grad_out.contiguous(), plan.order, plan.starts, plan.lengths, plan.ranks,
-                       plan.point_rank, plan.num_points, *ctx.extra)
-        return grad, None, None, None, None
+    if geo.device.type == "cpu" and compiled(geo.device):
+        parts = torch.ops.perception.bev_pool_plan(geo, B, Z, H, W)
+    else:
+        parts = _plan_torch(geo, B, Z, H, W)
+    levels = chunk_levels(parts[1], parts[2]) if geo.device.type == "cuda" else ()
+    return BevPoolPlan(*parts, num_points=geo.shape[0], batch_size=B, grid_shape=(Z, H, W),
+                       levels=levels)
 
 
 def _bev_pool_torch(features: torch.Tensor, plan: BevPoolPlan) -> torch.Tensor:
@@ -155,6 +185,7 @@ def bev_pool(features, geometry, batch_size: int, grid_shape: Sequence[int], *,
     C.require_float("features", feats, allowed)
     B = C.as_int("batch_size", batch_size, minimum=1, maximum=C.INT32_MAX)
     dims = _grid_shape(grid_shape)
+    C.check_output_size("grid_shape", (B, feats.shape[1], *dims), feats.element_size())
     if plan is None:
         if geometry is None:
             raise C.OpsError("geometry: None, and no plan was given")
@@ -180,11 +211,14 @@ def bev_pool(features, geometry, batch_size: int, grid_shape: Sequence[int], *,
                                  f"{plan.num_points} points")
         if plan.device != feats.device:
             raise C.OpsError(f"plan: on {plan.device}, but features is on {feats.device}")
-    fwd, extra = kernel("bev_pool_forward", feats.device)
-    bwd, _ = kernel("bev_pool_backward", feats.device)
-    if fwd is None or bwd is None:
+    if not compiled(feats.device):
         return _bev_pool_torch(feats, plan)
-    return _BevPool.apply(feats, plan, fwd, bwd, extra)
+    if feats.device.type == "cuda" and not plan.levels and plan.starts.numel():
+        plan = plan.to(feats.device)  # a plan built without its chunk tables
+    Z, H, W = plan.grid_shape
+    return torch.ops.perception.bev_pool_forward(
+        feats.contiguous(), plan.order, plan.starts, plan.lengths, plan.ranks, plan.point_rank,
+        list(plan.levels), plan.batch_size, Z, H, W)
 
 
-__all__ = ["BevPoolPlan", "bev_pool", "bev_pool_plan"]
+__all__ = ["CUDA_CHUNK", "BevPoolPlan", "bev_pool", "bev_pool_plan", "chunk_levels"]

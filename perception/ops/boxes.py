@@ -11,8 +11,11 @@ from __future__ import annotations
 import torch
 
 from . import _checks as C
-from . import reference
-from ._dispatch import kernel
+from . import (
+    _library,  # noqa: F401  (registers torch.ops.perception)
+    reference,
+)
+from ._dispatch import compiled
 
 
 def _check_boxes(name: str, boxes: object) -> torch.Tensor:
@@ -35,10 +38,9 @@ def _iou(a, b, mode: int) -> torch.Tensor:
     C.same_device(a=ta, b=tb)
     dt = _dtype(ta, tb)
     ta, tb = ta.to(dt).contiguous(), tb.to(dt).contiguous()
-    fn, extra = kernel("boxes_iou", ta.device)
-    if fn is None:
+    if not compiled(ta.device):
         return (reference.boxes_iou_3d if mode else reference.boxes_iou_bev)(ta, tb)
-    return fn(ta, tb, mode, *extra)
+    return torch.ops.perception.boxes_iou(ta, tb, mode)
 
 
 def boxes_iou_bev(a, b) -> torch.Tensor:
@@ -83,10 +85,9 @@ def nms_bev(boxes, scores, iou_threshold: float, labels=None) -> torch.Tensor:
     dt = _dtype(b)
     b = b.to(dt).contiguous()
     s, lab = _scores_labels(scores, labels, b.shape[0], b.device, dt)
-    fn, extra = kernel("nms_bev", b.device)
-    if fn is None:
+    if not compiled(b.device):
         return reference.nms_bev(b, s, thr, lab if lab.numel() else None)
-    return fn(b, s, lab, thr, *extra)
+    return torch.ops.perception.nms_bev(b, s, lab, thr)
 
 
 def circle_nms(centers_xy, scores, distance: float, labels=None) -> torch.Tensor:
@@ -114,7 +115,6 @@ def circle_nms(centers_xy, scores, distance: float, labels=None) -> torch.Tensor
     dt = _dtype(c)
     c = c.to(dt).contiguous()
     s, lab = _scores_labels(scores, labels, c.shape[0], c.device, dt)
-    fn, extra = kernel("circle_nms", c.device)
-    if fn is None:
+    if not compiled(c.device):
         return reference.circle_nms(c, s, dist, lab if lab.numel() else None)
-    return fn(c, s, lab, dist, *extra)
+    return torch.ops.perception.circle_nms(c, s, lab, dist)

@@ -25,8 +25,11 @@ from collections.abc import Sequence
 import torch
 
 from . import _checks as C
-from . import reference
-from ._dispatch import kernel
+from . import (
+    _library,  # noqa: F401  (registers torch.ops.perception)
+    reference,
+)
+from ._dispatch import compiled
 
 REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2}
 
@@ -45,16 +48,22 @@ def voxelize_hard(points, voxel_size, point_range, max_points: int, max_voxels: 
     Returns:
         ``voxels`` (M, max_points, C) float32, zero-padded; ``coords`` (M, 3) int32
         ``(z, y, x)``; ``num_points`` (M,) int32. On the device of ``points``.
+
+    Raises:
+        OpsError: bad arguments, or a voxel buffer of ``min(max_voxels, N) x max_points x C``
+            over :data:`~perception.ops._checks.MAX_OUTPUT_BYTES`.
     """
     pts = C.check_points(points)
     grid = C.voxel_grid(voxel_size, point_range)
     P = C.as_int("max_points", max_points, minimum=1, maximum=C.INT32_MAX)
     M = C.as_int("max_voxels", max_voxels, minimum=0, maximum=C.INT32_MAX, allow_none=True)
-    fn, extra = kernel("hard_voxelize", pts.device)
-    if fn is None:
+    C.check_output_size("max_points", (min(M if M is not None else pts.shape[0],
+                                           pts.shape[0]), P, pts.shape[1]), 4)
+    if not compiled(pts.device):
         return reference.voxelize_hard(pts, voxel_size, point_range, P, M)
     limit = min(M if M is not None else pts.shape[0], C.INT32_MAX)
-    out = fn(pts, list(grid.size), list(grid.lo), list(grid.grid), P, limit, *extra)
+    out = torch.ops.perception.hard_voxelize(pts, list(grid.size), list(grid.lo),
+                                             list(grid.grid), P, limit)
     return tuple(out)  # type: ignore[return-value]
 
 
@@ -87,10 +96,10 @@ def voxelize_dynamic(points, voxel_size, point_range) -> torch.Tensor:
     """Per-point voxel coordinates: (N, 3) int32 ``(z, y, x)``, a row of -1 for dropped points."""
     pts = C.check_points(points)
     grid = C.voxel_grid(voxel_size, point_range)
-    fn, extra = kernel("dynamic_voxelize", pts.device)
-    if fn is None:
+    if not compiled(pts.device):
         return reference.voxelize_dynamic(pts, voxel_size, point_range)
-    return fn(pts, list(grid.size), list(grid.lo), list(grid.grid), *extra)
+    return torch.ops.perception.dynamic_voxelize(pts, list(grid.size), list(grid.lo),
+                                                 list(grid.grid))
 
 
 def voxelize_dynamic_batch(points_list: Sequence, voxel_size, point_range) -> torch.Tensor:
@@ -107,37 +116,6 @@ def voxelize_dynamic_batch(points_list: Sequence, voxel_size, point_range) -> to
         bcol = torch.where(c[:, :1] >= 0, torch.full_like(c[:, :1], b), c[:, :1])
         out.append(torch.cat([bcol, c], dim=1))
     return torch.cat(out)
-
-
-class _ScatterReduce(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, features, coords, reduce, fn, extra):  # type: ignore[override]
-        out, vcoords, inverse, counts, argmax = fn(features, coords, REDUCE_CODES[reduce], *extra)
-        ctx.reduce = reduce
-        ctx.num_points = features.shape[0]
-        ctx.save_for_backward(inverse, counts, argmax)
-        ctx.mark_non_differentiable(vcoords, inverse)
-        return out, vcoords, inverse
-
-    @staticmethod
-    def backward(ctx, grad_out, _g_coords, _g_inverse):  # type: ignore[override]
-        inverse, counts, argmax = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        N, Ch = ctx.num_points, grad_out.shape[1]
-        if ctx.reduce == "max":
-            grad = grad_out.new_zeros((N, Ch))
-            if argmax.numel():
-                grad.scatter_(0, argmax, grad_out)
-            return grad, None, None, None, None
-        valid = inverse >= 0
-        safe = inverse.clamp(min=0)
-        if grad_out.shape[0] == 0:
-            return grad_out.new_zeros((N, Ch)), None, None, None, None
-        grad = grad_out.index_select(0, safe)
-        if ctx.reduce == "mean":
-            grad = grad / counts.index_select(0, safe).to(grad.dtype)[:, None]
-        grad = grad * valid[:, None].to(grad.dtype)
-        return grad, None, None, None, None
 
 
 def scatter_reduce(features, coords, reduce: str = "mean"
@@ -177,7 +155,8 @@ def scatter_reduce(features, coords, reduce: str = "mean"
         if float(mx.clamp(min=1).prod()) >= 2.0**62:
             raise C.OpsError(f"coords: extents {mx.to(torch.int64).tolist()} span too many cells "
                              f"for int64 voxel keys")
-    fn, extra = kernel("scatter_reduce", dev)
-    if fn is None:
+    if not compiled(dev):
         return reference.scatter_reduce(feats, crd, reduce)
-    return _ScatterReduce.apply(feats, crd, reduce, fn, extra)
+    out, vcoords, inverse, _, _ = torch.ops.perception.scatter_reduce(
+        feats.contiguous(), crd.contiguous(), REDUCE_CODES[reduce])
+    return out, vcoords, inverse

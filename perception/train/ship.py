@@ -35,21 +35,31 @@ def ship(checkpoint: Path, config_path: Path, name: str, out_dir: Path = WEIGHTS
     model, trained = load_trained(checkpoint)
     config = load_experiment(config_path)
     weights = out_dir / f"{name}.pt"
-    save_weights(weights, model, trained.model, lidar_sweeps=_sweeps(trained, "lidar"),
+    # Weights and card are written under temporary names and renamed together at the end,
+    # so the shipped pair never disagrees while the held-out evaluation runs.
+    staged = out_dir / f".{name}.pt.new"
+    save_weights(staged, model, trained.model, lidar_sweeps=_sweeps(trained, "lidar"),
                  radar_scans=_sweeps(trained, "radar"))
-    size = weights.stat().st_size
+    size = staged.stat().st_size
     others = sum(p.stat().st_size for p in out_dir.glob("*.pt") if p != weights)
     if size + others > WEIGHTS_SIZE_LIMIT_BYTES:
-        weights.unlink()
+        staged.unlink()
         raise ValueError(f"shipped weights would total {(size + others) / 2**20:.1f} MiB, over "
                          f"the {WEIGHTS_SIZE_LIMIT_BYTES / 2**20:.0f} MiB limit")
-    read_detector(weights)  # the file loads back as shipped
-    card = _card(name, weights, config_path, config, trained, note)
-    if evaluate:
-        card["metrics"] = _held_out_metrics(weights, config_path, max_frames)
-    path = out_dir / f"{name}.card.yaml"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(card, sort_keys=False, width=100, default_flow_style=None))
+    try:
+        read_detector(staged)  # the file loads back as shipped
+        card = _card(name, staged, config_path, config, trained, note)
+        card["file"] = weights.name
+        if evaluate:
+            card["metrics"] = _held_out_metrics(staged, config_path, max_frames)
+        path = out_dir / f"{name}.card.yaml"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(card, sort_keys=False, width=100,
+                                      default_flow_style=None))
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    staged.replace(weights)
     tmp.replace(path)
     return path
 

@@ -26,11 +26,7 @@ from ..config import from_dict, to_dict
 from ..errors import ConfigError, DataError
 from ..eval.detection import DetectionConfig, DetectionResult, evaluate_detection
 from ..models.batch import BatchSpec, collate_frames
-from ..models.checkpoint import (
-    CHECKPOINT_FORMAT,
-    load_checkpoint_file,
-    load_state_checked,
-)
+from ..models.checkpoint import CHECKPOINT_FORMAT, build_checked, load_checkpoint_file
 from ..models.config import ModelConfig, ground_truth_in_grid
 from ..models.detector import build_detector
 from ..models.losses import LossBreakdown
@@ -360,6 +356,5 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu"
         raise DataError(f"a training checkpoint ({CHECKPOINT_FORMAT}) is needed here, not "
                         f"{state['format']}", source=str(path))
     config = from_dict(ExperimentConfig, state["config"], source=f"{path}:config")
-    model = build_detector(config.model)
-    load_state_checked(model, state["model"], str(path))
+    model = build_checked(config.model, state["model"], str(path))
     return model.to(device).eval(), config

@@ -1,186 +1,57 @@
 """:class:`Detections`, :class:`Boxes3D` and :class:`Tracks` <-> ``vision_msgs/Detection3DArray``
-and ``fusion_perception_msgs/TrackedObjectArray``.
+and ``fusion_perception_msgs/TrackedObjectArray`` for rclpy messages.
 
-A box ``(x, y, z, l, w, h, heading)`` (vehicle frame, centre z) becomes a ``BoundingBox3D``
-with ``center.position = (x, y, z)``, ``center.orientation`` the yaw quaternion of
-``heading`` and ``size = (l, w, h)``. The class goes in ``results[0].hypothesis.class_id`` as
-the lower-case :class:`ObjectClass` name (``"vehicle"``, ``"pedestrian"``, ``"cyclist"``),
-the score in ``results[0].hypothesis.score``; the object id (ground truth, tracks) in
-``Detection3D.id``. Velocities have no field in vision_msgs and are not carried there; tracks
-carry them in ``TrackedObject.velocity``.
-
-These loops run once per object (tens to hundreds per frame), never per point.
+Decoding and the message layouts are :mod:`perception.rosmsg.detections` (shared with log
+replay; see it for how boxes, classes, scores and ids are carried); the writers here build
+rclpy messages.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from geometry_msgs.msg import Point, Pose, PoseWithCovariance, Quaternion, Vector3
-from std_msgs.msg import Header
-from vision_msgs.msg import (
-    BoundingBox3D,
-    Detection3D,
-    Detection3DArray,
-    ObjectHypothesis,
-    ObjectHypothesisWithPose,
+from vision_msgs.msg import BoundingBox3D, Detection3DArray
+
+from fusion_perception_msgs.msg import TrackedObjectArray
+from perception.rosmsg import detections as _shared
+from perception.rosmsg.detections import (
+    bbox_to_box,
+    class_name,
+    class_value,
+    msg_to_boxes,
+    msg_to_detections,
+    msg_to_tracks,
+    object_ids,
 )
+from perception.types import Boxes3D, Detections, Tracks
 
-from fusion_perception_msgs.msg import TrackedObject, TrackedObjectArray
-from perception.errors import ValidationError
-from perception.geometry import yaw_to_quaternion
-from perception.types import (
-    BOX_DIM,
-    Boxes3D,
-    Detections,
-    Modality,
-    ObjectClass,
-    Tracks,
-    wrap_heading,
-)
+from .messages import RCLPY
 
-from .stamps import conversion_error, ns_to_stamp, stamp_to_ns
-
-
-def class_name(label: int) -> str:
-    """:class:`ObjectClass` value -> ``class_id`` string (``"vehicle"``)."""
-    return ObjectClass(int(label)).name.lower()
-
-
-def class_value(class_id: str) -> int:
-    """``class_id`` string (a class name in any case, or its integer value) -> class value.
-
-    Raises:
-        ValueError: not a known class.
-    """
-    text = class_id.strip()
-    if text.lstrip("-").isdigit():
-        return int(ObjectClass(int(text)))
-    return int(ObjectClass[text.upper()])
+__all__ = ["bbox_to_box", "box_to_bbox", "boxes_to_msg", "class_name", "class_value",
+           "detections_to_msg", "msg_to_boxes", "msg_to_detections", "msg_to_tracks",
+           "object_ids", "tracks_to_detections_msg", "tracks_to_msg"]
 
 
 def box_to_bbox(box: np.ndarray) -> BoundingBox3D:
     """One (7,) box -> ``BoundingBox3D``."""
-    x, y, z, length, width, height, heading = (float(v) for v in box)
-    w, qx, qy, qz = yaw_to_quaternion(heading)
-    return BoundingBox3D(
-        center=Pose(position=Point(x=x, y=y, z=z),
-                    orientation=Quaternion(x=float(qx), y=float(qy), z=float(qz), w=float(w))),
-        size=Vector3(x=length, y=width, z=height))
-
-
-def bbox_to_box(bbox: BoundingBox3D) -> np.ndarray:
-    """``BoundingBox3D`` -> (7,) float64 box; heading is the yaw of the orientation."""
-    p, q, s = bbox.center.position, bbox.center.orientation, bbox.size
-    heading = np.arctan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-    return np.array([p.x, p.y, p.z, s.x, s.y, s.z, wrap_heading(heading)])
-
-
-def _detection(box: np.ndarray, label: int, score: float, object_id: str,
-               header: Header) -> Detection3D:
-    bbox = box_to_bbox(box)
-    hypothesis = ObjectHypothesisWithPose(
-        hypothesis=ObjectHypothesis(class_id=class_name(label), score=float(score)),
-        pose=PoseWithCovariance(pose=bbox.center))
-    return Detection3D(header=header, results=[hypothesis], bbox=bbox, id=object_id)
+    return _shared.box_to_bbox(RCLPY, box)
 
 
 def detections_to_msg(detections: Detections, frame_id: str) -> Detection3DArray:
     """:class:`Detections` -> ``Detection3DArray`` (ids left empty)."""
-    header = Header(stamp=ns_to_stamp(detections.stamp_ns), frame_id=frame_id)
-    return Detection3DArray(header=header, detections=[
-        _detection(box, label, score, "", header)
-        for box, label, score in zip(detections.boxes, detections.labels, detections.scores)])
+    return _shared.detections_to_msg(RCLPY, detections, frame_id)
 
 
 def boxes_to_msg(boxes: Boxes3D, stamp_ns: int, frame_id: str) -> Detection3DArray:
     """Ground-truth :class:`Boxes3D` -> ``Detection3DArray`` with score 1 and the object ids."""
-    header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
-    ids = boxes.ids if boxes.ids is not None else [""] * len(boxes)
-    return Detection3DArray(header=header, detections=[
-        _detection(box, label, 1.0, str(object_id), header)
-        for box, label, object_id in zip(boxes.boxes, boxes.labels, ids)])
-
-
-def msg_to_detections(msg: Detection3DArray, topic: str = "",
-                      modalities: frozenset[Modality] = frozenset()) -> Detections:
-    """``Detection3DArray`` -> :class:`Detections`; each detection's best-scoring hypothesis
-    gives its class and score.
-
-    Raises:
-        ConversionError: a detection without hypotheses, an unknown class, a non-finite box or
-            a score outside [0, 1].
-    """
-    n = len(msg.detections)
-    boxes = np.zeros((n, BOX_DIM))
-    scores = np.zeros(n, np.float32)
-    labels = np.zeros(n, np.int32)
-    for i, detection in enumerate(msg.detections):
-        if not detection.results:
-            raise conversion_error(topic, msg, f"detection {i} has no hypothesis")
-        best = max(detection.results, key=lambda r: r.hypothesis.score).hypothesis
-        try:
-            labels[i] = class_value(best.class_id)
-        except (KeyError, ValueError):
-            raise conversion_error(topic, msg, f"detection {i}: unknown class_id "
-                                               f"{best.class_id!r}") from None
-        scores[i] = best.score
-        boxes[i] = bbox_to_box(detection.bbox)
-    try:
-        return Detections(stamp_to_ns(msg.header.stamp), boxes.astype(np.float32), scores,
-                          labels, modalities=modalities)
-    except ValidationError as exc:
-        raise conversion_error(topic, msg, str(exc)) from None
+    return _shared.boxes_to_msg(RCLPY, boxes, stamp_ns, frame_id)
 
 
 def tracks_to_msg(tracks: Tracks, frame_id: str) -> TrackedObjectArray:
     """:class:`Tracks` -> ``TrackedObjectArray`` (covariances row-major when present)."""
-    header = Header(stamp=ns_to_stamp(tracks.stamp_ns), frame_id=frame_id)
-    objects = []
-    for i in range(len(tracks)):
-        covariance = tracks.covariances[i] if tracks.covariances is not None else None
-        vx, vy = (float(v) for v in tracks.velocities[i])
-        objects.append(TrackedObject(
-            track_id=int(tracks.ids[i]), state=int(tracks.states[i]),
-            label=int(tracks.labels[i]), score=float(tracks.scores[i]),
-            age_frames=int(tracks.ages[i]), hits=int(tracks.hits[i]),
-            bbox=box_to_bbox(tracks.boxes[i]), velocity=Vector3(x=vx, y=vy, z=0.0),
-            state_dim=0 if covariance is None else int(covariance.shape[0]),
-            covariance=np.zeros(0, np.float32) if covariance is None
-            else covariance.reshape(-1).astype(np.float32)))
-    return TrackedObjectArray(header=header, objects=objects)
+    return _shared.tracks_to_msg(RCLPY, tracks, frame_id)
 
 
-def msg_to_tracks(msg: TrackedObjectArray, topic: str = "") -> Tracks:
-    """``TrackedObjectArray`` -> :class:`Tracks`. Covariances are kept when every object has
-    one of the same size.
-
-    Raises:
-        ConversionError: a covariance whose length is not ``state_dim ** 2``, or invalid values
-            (duplicate ids, unknown class or state).
-    """
-    objects = msg.objects
-    n = len(objects)
-    dims = {int(o.state_dim) for o in objects}
-    for i, o in enumerate(objects):
-        if len(o.covariance) != o.state_dim ** 2:
-            raise conversion_error(topic, msg, f"object {i}: covariance has {len(o.covariance)} "
-                                               f"values for state_dim {o.state_dim}")
-    covariances = None
-    if n and len(dims) == 1 and 0 not in dims:
-        dim = dims.pop()
-        covariances = np.array([np.asarray(o.covariance, np.float32).reshape(dim, dim)
-                                for o in objects])
-    try:
-        return Tracks(
-            stamp_to_ns(msg.header.stamp),
-            np.array([bbox_to_box(o.bbox) for o in objects], np.float32).reshape(n, BOX_DIM),
-            np.array([o.label for o in objects], np.int32),
-            np.array([o.track_id for o in objects], np.int64),
-            np.array([[o.velocity.x, o.velocity.y] for o in objects], np.float32).reshape(n, 2),
-            np.array([o.score for o in objects], np.float32),
-            np.array([o.age_frames for o in objects], np.int32),
-            np.array([o.hits for o in objects], np.int32),
-            np.array([o.state for o in objects], np.int8),
-            covariances=covariances)
-    except ValidationError as exc:
-        raise conversion_error(topic, msg, str(exc)) from None
+def tracks_to_detections_msg(tracks: Tracks, frame_id: str) -> Detection3DArray:
+    """:class:`Tracks` -> ``Detection3DArray``: the track id (decimal) in ``id``, the track
+    score as the hypothesis score, so tools that read only ``vision_msgs`` see tracks."""
+    return _shared.tracks_to_detections_msg(RCLPY, tracks, frame_id)

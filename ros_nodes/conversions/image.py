@@ -1,207 +1,56 @@
 """``sensor_msgs/Image``, ``CompressedImage`` and ``CameraInfo`` <-> :class:`CameraImage` /
-:class:`Calibration`.
+:class:`Calibration` for rclpy messages.
 
-Images in the data model are uint8 (H, W, 3) RGB. Raw images are read with ``np.frombuffer``
-(a view of ``msg.data`` for ``rgb8`` without row padding); ``bgr8``, ``rgba8``, ``bgra8`` and
-``mono8`` are converted with one vectorised copy. Compressed images stay encoded (JPEG or
-PNG bytes) and are decoded lazily by :class:`CameraImage`.
-
-A camera's ROS frame is its optical frame (x right, y down, z forward), so a calibration built
-from ``CameraInfo`` uses :attr:`CameraConvention.OPTICAL` and ``T_vehicle_sensor`` is the
-vehicle <- optical transform (from ``/tf_static``).
+Decoding and the message layouts are :mod:`perception.rosmsg.image` (shared with log replay;
+see it for the encodings read); the writers here build rclpy messages.
 """
 
 from __future__ import annotations
 
-import array
-import io
-
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Header
 
-from perception.errors import ValidationError
-from perception.types import Calibration, CameraConvention, CameraImage
+from perception.rosmsg import image as _shared
+from perception.rosmsg.image import (
+    CHANNELS_OF_ENCODING,
+    DISTORTION_MODELS,
+    JPEG_MAGIC,
+    PNG_MAGIC,
+    camera_info_to_calibration,
+    compressed_to_camera_image,
+    encode_rgb,
+    image_format,
+    image_to_camera_image,
+    image_to_rgb,
+)
+from perception.types import Calibration, CameraImage
 
-from .stamps import conversion_error, ns_to_stamp, stamp_to_ns
+from .messages import RCLPY
 
-CHANNELS_OF_ENCODING = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
-"""Raw encodings read (all 8 bit per channel) -> channels per pixel."""
-JPEG_MAGIC = b"\xff\xd8\xff"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-DISTORTION_MODELS = ("plumb_bob", "")
-"""CameraInfo distortion models read: plumb_bob (k1, k2, p1, p2, k3), or none (zeros)."""
-
-
-def _header(stamp_ns: int, frame_id: str) -> Header:
-    return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
-
-
-# ------------------------------------------------------------------------------------------
-# Raw images
-# ------------------------------------------------------------------------------------------
-
-def image_to_rgb(msg: Image, topic: str = "") -> np.ndarray:
-    """Raw ``Image`` -> (H, W, 3) uint8 RGB (a view for ``rgb8`` when the layout allows).
-
-    Raises:
-        ConversionError: unsupported encoding, ``step`` shorter than a row, or a data length
-            that is not ``step * height``.
-    """
-    channels = CHANNELS_OF_ENCODING.get(msg.encoding)
-    if channels is None:
-        raise conversion_error(topic, msg, f"unsupported image encoding {msg.encoding!r} "
-                                           f"(supported: {sorted(CHANNELS_OF_ENCODING)})")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise conversion_error(topic, msg, f"empty image {width}x{height}")
-    if step < width * channels:
-        raise conversion_error(topic, msg, f"step {step} is shorter than a row of {width} "
-                                           f"{msg.encoding} pixels ({width * channels} bytes)")
-    raw = np.frombuffer(msg.data, dtype=np.uint8)
-    if raw.size != step * height:
-        raise conversion_error(topic, msg, f"data length {raw.size} != step {step} x height "
-                                           f"{height} for encoding {msg.encoding!r}")
-    pixels = raw.reshape(height, step)[:, :width * channels].reshape(height, width, channels)
-    if msg.encoding == "rgb8":
-        return pixels
-    if msg.encoding == "mono8":
-        return np.repeat(pixels, 3, axis=2)
-    if msg.encoding.startswith("bgr"):
-        return np.ascontiguousarray(pixels[:, :, 2::-1])
-    return np.ascontiguousarray(pixels[:, :, :3])
+__all__ = ["CHANNELS_OF_ENCODING", "DISTORTION_MODELS", "JPEG_MAGIC", "PNG_MAGIC",
+           "calibration_to_camera_info", "camera_image_to_compressed", "camera_image_to_image",
+           "camera_info_to_calibration", "compressed_to_camera_image", "encode_rgb",
+           "image_format", "image_to_camera_image", "image_to_rgb", "rgb_to_image"]
 
 
 def rgb_to_image(pixels: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
     """(H, W, 3) uint8 RGB -> ``Image`` with encoding ``rgb8`` (one copy into the message)."""
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    if pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"pixels must be (H, W, 3) uint8, got {pixels.shape}")
-    height, width = pixels.shape[:2]
-    data = array.array("B")
-    data.frombytes(pixels.reshape(-1))
-    return Image(header=_header(stamp_ns, frame_id), height=height, width=width,
-                 encoding="rgb8", is_bigendian=0, step=3 * width, data=data)
-
-
-def image_to_camera_image(msg: Image, calibration: Calibration, topic: str = "",
-                          stamp_ns: int | None = None) -> CameraImage:
-    """Raw ``Image`` + the camera's calibration -> :class:`CameraImage`.
-
-    Raises:
-        ConversionError: a malformed image, or one whose size disagrees with the calibration.
-    """
-    pixels = image_to_rgb(msg, topic)
-    stamp = stamp_ns if stamp_ns is not None else _stamp_ns(msg)
-    try:
-        return CameraImage(calibration.sensor_name, stamp, calibration, pixels=pixels)
-    except ValidationError as exc:
-        raise conversion_error(topic, msg, str(exc)) from None
+    return _shared.rgb_to_image(RCLPY, pixels, stamp_ns, frame_id)
 
 
 def camera_image_to_image(image: CameraImage, frame_id: str) -> Image:
     """:class:`CameraImage` -> raw ``rgb8`` ``Image`` (decodes an encoded image)."""
-    return rgb_to_image(image.image, image.stamp_ns, frame_id)
+    return _shared.camera_image_to_image(RCLPY, image, frame_id)
 
 
-# ------------------------------------------------------------------------------------------
-# Compressed images
-# ------------------------------------------------------------------------------------------
-
-def image_format(data: bytes) -> str:
-    """``"jpeg"``, ``"png"`` or ``""`` from the magic bytes."""
-    if data[:3] == JPEG_MAGIC:
-        return "jpeg"
-    if data[:8] == PNG_MAGIC:
-        return "png"
-    return ""
-
-
-def compressed_to_camera_image(msg: CompressedImage, calibration: Calibration,
-                               topic: str = "", stamp_ns: int | None = None) -> CameraImage:
-    """``CompressedImage`` (JPEG or PNG) -> :class:`CameraImage` holding the encoded bytes.
-
-    Raises:
-        ConversionError: the bytes are neither JPEG nor PNG.
-    """
-    data = bytes(msg.data)
-    if not image_format(data):
-        raise conversion_error(topic, msg, f"compressed image is neither JPEG nor PNG "
-                                           f"(format {msg.format!r}, {len(data)} bytes)")
-    stamp = stamp_ns if stamp_ns is not None else _stamp_ns(msg)
-    return CameraImage(calibration.sensor_name, stamp, calibration, encoded=data)
-
-
-def camera_image_to_compressed(image: CameraImage, frame_id: str,
-                               fmt: str = "jpeg", jpeg_quality: int = 90) -> CompressedImage:
-    """:class:`CameraImage` -> ``CompressedImage``. Encoded bytes of the requested format are
-    passed through; otherwise the pixels are encoded with Pillow."""
-    if fmt not in ("jpeg", "png"):
-        raise ValueError(f"format must be 'jpeg' or 'png', got {fmt!r}")
-    if image.encoded is not None and image_format(image.encoded) == fmt:
-        data = image.encoded
-    else:
-        data = encode_rgb(image.image, fmt, jpeg_quality)
-    out = array.array("B")
-    out.frombytes(data)
-    return CompressedImage(header=_header(image.stamp_ns, frame_id), format=fmt, data=out)
-
-
-def encode_rgb(pixels: np.ndarray, fmt: str, jpeg_quality: int = 90) -> bytes:
-    """(H, W, 3) uint8 RGB -> JPEG or PNG bytes."""
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    if fmt == "jpeg":
-        PILImage.fromarray(pixels).save(buffer, format="JPEG", quality=jpeg_quality)
-    else:
-        PILImage.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-# ------------------------------------------------------------------------------------------
-# CameraInfo
-# ------------------------------------------------------------------------------------------
-
-def camera_info_to_calibration(msg: CameraInfo, sensor_name: str,
-                               T_vehicle_optical: np.ndarray, topic: str = "") -> Calibration:
-    """``CameraInfo`` + the vehicle <- optical-frame transform -> camera :class:`Calibration`.
-
-    Raises:
-        ConversionError: unsupported distortion model, wrong number of coefficients, or an
-            invalid K.
-    """
-    model = msg.distortion_model
-    if model not in DISTORTION_MODELS:
-        raise conversion_error(topic, msg, f"unsupported distortion model {model!r} "
-                                           f"(supported: plumb_bob)")
-    coefficients = np.asarray(msg.d, dtype=np.float64)
-    if coefficients.size == 0:
-        coefficients = np.zeros(5)
-    if coefficients.size != 5:
-        raise conversion_error(topic, msg, f"plumb_bob needs 5 distortion coefficients, got "
-                                           f"{coefficients.size}")
-    try:
-        return Calibration(sensor_name, np.asarray(T_vehicle_optical, np.float64),
-                           K=np.asarray(msg.k, np.float64).reshape(3, 3),
-                           distortion=coefficients, width=int(msg.width),
-                           height=int(msg.height), camera_convention=CameraConvention.OPTICAL)
-    except ValidationError as exc:
-        raise conversion_error(topic, msg, str(exc)) from None
+def camera_image_to_compressed(image: CameraImage, frame_id: str, fmt: str = "jpeg",
+                               jpeg_quality: int = 90) -> CompressedImage:
+    """:class:`CameraImage` -> ``CompressedImage`` (encoded bytes of that format pass
+    through)."""
+    return _shared.camera_image_to_compressed(RCLPY, image, frame_id, fmt, jpeg_quality)
 
 
 def calibration_to_camera_info(calibration: Calibration, stamp_ns: int,
                                frame_id: str) -> CameraInfo:
     """Camera :class:`Calibration` -> ``CameraInfo`` (plumb_bob, R = I, P = [K | 0])."""
-    K = calibration.K
-    P = np.zeros((3, 4))
-    P[:, :3] = K
-    return CameraInfo(header=_header(stamp_ns, frame_id), height=calibration.height,
-                      width=calibration.width, distortion_model="plumb_bob",
-                      d=[float(v) for v in calibration.distortion],
-                      k=K.reshape(-1).astype(np.float64),
-                      r=np.eye(3).reshape(-1), p=P.reshape(-1))
-
-
-def _stamp_ns(msg: Image | CompressedImage) -> int:
-    return stamp_to_ns(msg.header.stamp)
+    return _shared.calibration_to_camera_info(RCLPY, calibration, stamp_ns, frame_id)

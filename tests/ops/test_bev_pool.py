@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -153,3 +155,65 @@ def test_reference_fallback(monkeypatch):
 def test_bad_arguments(features, geometry, batch, grid, match):
     with pytest.raises(OpsError, match=match):
         ops.bev_pool(features, geometry, batch, grid)
+
+
+def _emulate_cuda_levels(features: torch.Tensor, plan) -> torch.Tensor:
+    """The CUDA forward's algorithm in plain torch: chunk sums level by level over the plan's
+    chunk tables, the last level written to the cells."""
+    B, (Z, H, W), C = plan.batch_size, plan.grid_shape, features.shape[1]
+    levels = plan.levels
+    src = features
+    for lv in range(len(levels) // 2):
+        start, length = levels[2 * lv], levels[2 * lv + 1]
+        assert int(length.min()) >= 1 and int(length.max()) <= ops.CUDA_CHUNK
+        chunk = torch.repeat_interleave(torch.arange(start.numel()), length)
+        offset = torch.arange(int(length.sum())) - (torch.cumsum(length, 0) - length)[chunk]
+        pos = start[chunk] + offset
+        rows = src[plan.order[pos]] if lv == 0 else src[pos]
+        src = torch.zeros((start.numel(), C), dtype=features.dtype).index_add_(0, chunk, rows)
+    out = torch.zeros((B * Z * H * W, C), dtype=features.dtype)
+    if levels:
+        assert levels[-2].numel() == plan.ranks.numel()
+        out[plan.ranks] = src
+    return out.view(B, Z * H * W, C).permute(0, 2, 1).reshape(B, C, Z, H, W)
+
+
+@pytest.mark.parametrize("case", ["uniform", "skewed", "one_cell", "empty"])
+def test_cuda_chunk_levels_cover_every_point_once(case):
+    # The chunk tables the CUDA kernels run on (built here on the CPU): every sorted point is
+    # summed exactly once into its own interval, however long the interval.
+    g = torch.Generator().manual_seed(7)
+    n, B, H, W = 50_000, 2, 40, 30
+    geo = torch.zeros((n, 4), dtype=torch.int64)
+    geo[:, 0] = torch.randint(0, B, (n,), generator=g)
+    if case == "uniform":
+        geo[:, 2] = torch.randint(0, H, (n,), generator=g)
+        geo[:, 3] = torch.randint(0, W, (n,), generator=g)
+    elif case == "skewed":  # dense near the centre, as camera frustums are: intervals of 1e4
+        r = torch.rand(n, generator=g) ** 6 * 25
+        a = torch.rand(n, generator=g) * 6.283
+        geo[:, 2] = (H / 2 + r * torch.sin(a)).floor().long()
+        geo[:, 3] = (W / 2 + r * torch.cos(a)).floor().long()
+    elif case == "one_cell":
+        geo[:, 2:] = 5
+    elif case == "empty":
+        geo[:, 2] = -1
+    feats = torch.randn((n, 5), dtype=torch.float64, generator=g)
+    plan = ops.bev_pool_plan(geo, B, (H, W))
+    plan = dataclasses.replace(plan, levels=ops.chunk_levels(plan.starts, plan.lengths))
+    if case == "one_cell":  # two intervals of ~25k points: 32^2 < 25k < 32^3, three levels
+        assert len(plan.levels) // 2 == 3
+    torch.testing.assert_close(_emulate_cuda_levels(feats, plan),
+                               ops.bev_pool(feats, geo, B, (H, W)))
+
+
+def test_chunk_levels_shapes():
+    starts = torch.tensor([0, 1, 40, 105])
+    lengths = torch.tensor([1, 39, 65, 1000])
+    levels = ops.chunk_levels(starts, lengths, chunk=32)
+    # level 0: 1 + 2 + 3 + 32 chunks; level 1: 32 partial rows of the last interval -> 1 chunk
+    assert [t.tolist() for t in levels[:2]] == [
+        [0, 1, 33, 40, 72, 104] + [105 + 32 * i for i in range(32)],
+        [1, 32, 7, 32, 32, 1] + [32] * 31 + [8]]
+    assert [t.tolist() for t in levels[2:]] == [[0, 1, 3, 6], [1, 2, 3, 32]]
+    assert ops.chunk_levels(starts[:0], lengths[:0]) == ()

@@ -144,3 +144,37 @@ def spin_until(node, condition: Callable[[], bool], what: str,
 def spin() -> Callable[..., None]:
     """``spin(node, condition, what, process=None)``: see :func:`spin_until`."""
     return spin_until
+
+
+class LaunchedWithEnv(Launched):
+    """A ``perception launch`` subprocess with environment variables changed or removed."""
+
+    def __init__(self, args: list[str], set_env: dict[str, str] | None = None,
+                 unset: tuple[str, ...] = ()):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(set_env or {}))
+        for name in unset:
+            env.pop(name, None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "perception.cli", "launch", *args], cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True, env=env)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+
+@pytest.fixture
+def launch_with_env() -> Iterator[Callable[..., Launched]]:
+    """``launch_with_env([...], set_env={...}, unset=(...))``: like :func:`launch`, with the
+    launcher's environment changed (this process keeps its own); stopped afterwards."""
+    started: list[Launched] = []
+
+    def start(args: list[str], set_env: dict[str, str] | None = None,
+              unset: tuple[str, ...] = ()) -> Launched:
+        launched = LaunchedWithEnv(args, set_env, unset)
+        started.append(launched)
+        return launched
+
+    yield start
+    for launched in started:
+        launched.kill()

@@ -48,7 +48,7 @@ def test_project_launch_files_parse_with_defaults_and_overrides():
     assert "preset:= " in overrides and "duration_s:= " in overrides
     assert command[command.index("--ros-args") + 1:][:2] == ["-r", "__node:=sim"]
 
-    perception = parse_launch_file(resolve_launch_file("perception.launch.yaml"),
+    perception = parse_launch_file(resolve_launch_file("sync.launch.yaml"),
                                    {"lidar_topic": "/velodyne_points"})
     (sync,) = perception.nodes
     assert sync.remaps == (("/sensors/lidar/points", "/velodyne_points"),)
@@ -219,7 +219,7 @@ def test_launch_arguments_override_the_params_file_only_when_given(tmp_path, lau
                              {"timeout_s": 0.35, "image_transport": "compressed"})
     sim_file = _params_file(tmp_path, "sim.param.yaml",
                             {"duration_s": 42.0, "seed": 5, "rate_factor": 0.5})
-    sync = launch(["perception.launch.yaml", f"sync_params_file:={sync_file}",
+    sync = launch(["sync.launch.yaml", f"sync_params_file:={sync_file}",
                    "image_transport:=raw"])
     sim = launch(["sim.launch.yaml", f"params_file:={sim_file}", "seed:=7"])
     assert _remote_parameters(ros_node, spin, "/sync", ["timeout_s", "image_transport"],
@@ -230,7 +230,7 @@ def test_launch_arguments_override_the_params_file_only_when_given(tmp_path, lau
 
 
 def test_a_bad_launch_argument_still_stops_the_node_naming_the_parameter(launch):
-    launched = launch(["perception.launch.yaml", "timeout_s:=-1"])
+    launched = launch(["sync.launch.yaml", "timeout_s:=-1"])
     assert launched.wait() == 1
     assert "[launch] sync died with exit code 2" in launched.output
     refused = [line for line in launched.lines if "invalid parameters" in line]

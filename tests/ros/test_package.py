@@ -19,7 +19,12 @@ import yaml
 
 from perception.config import from_dict, to_dict
 from ros_nodes.launcher import parse_launch_file
-from ros_nodes.params import SimNodeParams, SyncNodeParams
+from ros_nodes.params import (
+    DetectorNodeParams,
+    SimNodeParams,
+    SyncNodeParams,
+    TrackerNodeParams,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 IMPORT_OF_ROSDEP_KEY = {
@@ -27,7 +32,9 @@ IMPORT_OF_ROSDEP_KEY = {
     "python3-tqdm": "tqdm", "python3-pil": "PIL", "python3-pytorch-pip": "torch",
 }
 """rosdep keys whose Python import name differs from the key."""
-SCHEMA_OF_PARAM_FILE = {"sim.param.yaml": SimNodeParams, "sync.param.yaml": SyncNodeParams}
+SCHEMA_OF_PARAM_FILE = {"sim.param.yaml": SimNodeParams, "sync.param.yaml": SyncNodeParams,
+                        "detector.param.yaml": DetectorNodeParams,
+                        "tracker.param.yaml": TrackerNodeParams}
 
 
 def _exec_depends() -> list[str]:
@@ -92,7 +99,7 @@ def test_launch_and_param_files_are_installed():
 def test_launched_nodes_are_installed_executables():
     executables = _setup_function("_ros_node_executables")()
     names = {entry.split(" = ")[0] for entry in executables}
-    assert {"sim_node", "sync_node"} <= names
+    assert {"sim_node", "sync_node", "detector_node", "tracker_node"} <= names
     for path in (REPO / "ros_nodes" / "launch").glob("*.launch.yaml"):
         for node in parse_launch_file(path, {}).nodes:
             assert node.exec in names, f"{path.name}: {node.exec} is not installed"

@@ -1,5 +1,5 @@
 """Malformed messages published to a running ``sync_node`` (started with
-``perception launch perception.launch.yaml``): the node keeps running, its diagnostics count
+``perception launch sync.launch.yaml``): the node keeps running, its diagnostics count
 each error, and the next good message is processed."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_malformed_clouds_are_counted_and_the_node_keeps_running(launch, ros_nod
                                  reliable_qos())
     publisher = ros_node.create_publisher(PointCloud2, LIDAR_TOPIC, sensor_qos(10))
     # the lidar topic is remapped through a launch argument
-    launched = launch(["perception.launch.yaml", f"lidar_topic:={LIDAR_TOPIC}",
+    launched = launch(["sync.launch.yaml", f"lidar_topic:={LIDAR_TOPIC}",
                        "timeout_s:=0.05"])
     spin(ros_node, lambda: publisher.get_subscription_count() > 0, "the sync node", launched)
 
@@ -120,7 +120,7 @@ def test_sim_to_sync_end_to_end(launch, ros_node, spin):
                                  reliable_qos())
     ros_node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diagnostics.append,
                                  reliable_qos())
-    perception = launch(["perception.launch.yaml", "image_transport:=compressed"])
+    perception = launch(["sync.launch.yaml", "image_transport:=compressed"])
     sim = launch(["sim.launch.yaml", "duration_s:=60", "seed:=2", "image_transport:=jpeg"])
 
     def complete() -> list[PerceptionStatus]:

@@ -149,42 +149,61 @@ std::vector<at::Tensor> scatter_reduce_cuda(const at::Tensor& features, const at
 }
 
 at::Tensor bev_pool_forward_cuda(const at::Tensor& features, const at::Tensor& order,
-                                 const at::Tensor& starts, const at::Tensor& lengths,
-                                 const at::Tensor& ranks, const at::Tensor& point_rank,
+                                 const at::Tensor& ranks, const std::vector<at::Tensor>& levels,
                                  int64_t batch, int64_t depth, int64_t height, int64_t width,
                                  int64_t stream) {
-  (void)point_rank;  // the CUDA kernel sums the intervals
   check_on_cuda(features, "features");
-  for (const at::Tensor* t : {&order, &starts, &lengths, &ranks}) {
+  for (const at::Tensor* t : {&order, &ranks}) {
     check_on_cuda(*t, "bev_pool plan");
     TORCH_CHECK(t->scalar_type() == at::kLong, "bev_pool plan tensors must be int64");
   }
+  TORCH_CHECK(levels.size() % 2 == 0, "bev_pool levels: pairs of (chunk_start, chunk_len)");
+  for (const at::Tensor& t : levels) {
+    check_on_cuda(t, "bev_pool levels");
+    TORCH_CHECK(t.scalar_type() == at::kLong, "bev_pool levels must be int64");
+  }
   const int64_t C = features.size(1), cells = depth * height * width;
   at::Tensor out = at::zeros({batch, C, depth, height, width}, features.options());
-  check_cuda(cuda::bev_pool_forward(dtype_code(features), features.data_ptr(), C,
-                                    order.data_ptr<int64_t>(), starts.data_ptr<int64_t>(),
-                                    lengths.data_ptr<int64_t>(), ranks.data_ptr<int64_t>(),
-                                    starts.numel(), cells, out.data_ptr(), as_stream(stream)),
-             "bev_pool_forward");
+  const size_t num_levels = levels.size() / 2;
+  if (ranks.numel() == 0 || C == 0) return out;
+  TORCH_CHECK(num_levels > 0 && levels[2 * (num_levels - 1)].numel() == ranks.numel(),
+              "bev_pool levels: the last level must have one chunk per interval");
+  // Partial rows accumulate in float (float16 input) or in the input's own dtype.
+  const auto acc_type = features.scalar_type() == at::kHalf ? at::kFloat
+                                                            : features.scalar_type();
+  at::Tensor src = features;
+  for (size_t l = 0; l < num_levels; ++l) {
+    const at::Tensor& start = levels[2 * l];
+    const at::Tensor& len = levels[2 * l + 1];
+    TORCH_CHECK(start.numel() == len.numel(), "bev_pool levels: mismatched chunk tables");
+    const bool last = l + 1 == num_levels;
+    at::Tensor dst = last ? out : at::empty({start.numel(), C}, features.options().dtype(acc_type));
+    check_cuda(cuda::bev_pool_chunk_sum(dtype_code(src), dtype_code(dst), src.data_ptr(), C,
+                                        l == 0 ? order.data_ptr<int64_t>() : nullptr,
+                                        start.data_ptr<int64_t>(), len.data_ptr<int64_t>(),
+                                        start.numel(), last ? ranks.data_ptr<int64_t>() : nullptr,
+                                        cells, dst.data_ptr(), as_stream(stream)),
+               "bev_pool_chunk_sum");
+    src = dst;
+  }
   return out;
 }
 
-at::Tensor bev_pool_backward_cuda(const at::Tensor& grad_out, const at::Tensor& order,
-                                  const at::Tensor& starts, const at::Tensor& lengths,
-                                  const at::Tensor& ranks, const at::Tensor& point_rank,
-                                  int64_t num_points, int64_t stream) {
+at::Tensor bev_pool_backward_cuda(const at::Tensor& grad_out, const at::Tensor& point_rank,
+                                  int64_t stream) {
   check_on_cuda(grad_out, "grad_out");
+  check_on_cuda(point_rank, "bev_pool plan");
   TORCH_CHECK(grad_out.dim() == 5, "grad_out must be (B, C, Z, H, W)");
-  const int64_t C = grad_out.size(1);
+  TORCH_CHECK(point_rank.scalar_type() == at::kLong, "bev_pool plan tensors must be int64");
+  const int64_t B = grad_out.size(0), C = grad_out.size(1);
   const int64_t cells = grad_out.size(2) * grad_out.size(3) * grad_out.size(4);
-  // Rows of dropped points must be zero; a full zero fill is cheap on the GPU.
-  (void)point_rank;
-  at::Tensor grad = at::zeros({num_points, C}, grad_out.options());
-  check_cuda(cuda::bev_pool_backward(dtype_code(grad_out), grad_out.data_ptr(), C,
-                                     order.data_ptr<int64_t>(), starts.data_ptr<int64_t>(),
-                                     lengths.data_ptr<int64_t>(), ranks.data_ptr<int64_t>(),
-                                     starts.numel(), cells, grad.data_ptr(), as_stream(stream)),
-             "bev_pool_backward");
+  // Channels-last copy (a small transpose): each point then copies one contiguous row.
+  at::Tensor rows = grad_out.reshape({B, C, cells}).transpose(1, 2).contiguous();
+  at::Tensor grad = at::empty({point_rank.numel(), C}, grad_out.options());
+  check_cuda(cuda::bev_pool_gather_rows(dtype_code(grad_out), rows.data_ptr(), C,
+                                        point_rank.data_ptr<int64_t>(), point_rank.numel(),
+                                        grad.data_ptr(), as_stream(stream)),
+             "bev_pool_gather_rows");
   return grad;
 }
 

@@ -1,0 +1,146 @@
+"""The dense parts of a detector as small modules with tensor-only inputs: what goes into
+ONNX. Everything between them (voxelization, per-pillar reductions, frustum geometry and
+bev_pool, decoding and NMS) stays with :mod:`perception.ops` and runs in
+:mod:`perception.export.runtime`, as in Autoware's CenterPoint and NVIDIA's CUDA-BEVFusion.
+
+Graph names (``<prefix>`` is empty, or ``late.<modality>.`` for a branch of a late-fusion
+model):
+
+====================================  ========================================================
+``<prefix>lidar.pfn.<i>``             pillar feature net layer i of the lidar encoder: per
+                                      point ``x (N, c_in) -> (N, c_out)``; between layers the
+                                      per-pillar max (``ops.scatter_reduce``) runs outside
+``<prefix>radar.pfn.<i>``             the same for the radar encoder
+``<prefix>camera.net``                image backbone + FPN + depth net:
+                                      ``images (N, 3, H, W)`` RGB in [0, 1] ->
+                                      ``depth (N, D, h, w)`` (softmax over D), ``context
+                                      (N, C, h, w)``
+``<prefix>painter.net``               early fusion: ``images (N, 3, H, W) -> features
+                                      (N, C, h, w)`` sampled at projected lidar points
+``<prefix>bev``                       fuser + BEV backbone + head: ``bev_<modality>
+                                      (B, C_m, H, W)`` per encoder and ``present (B, M)``
+                                      bool (a missing sensor's map is ignored) ->
+                                      ``heatmap_<t> (B, n_cls, h, w)`` logits,
+                                      ``regression_<t> (B, 10, h, w)`` per task t
+====================================  ========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..types import Modality
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One ONNX graph: its module, sample inputs, and input/output names with dynamic axes.
+
+    Attributes:
+        name: graph name (file ``<name>.onnx``).
+        module: the module to export (eval mode).
+        inputs: sample input tensors, in order.
+        input_names, output_names: ONNX names.
+        dynamic_axes: ``{name: {axis: label}}`` for inputs and outputs.
+    """
+
+    name: str
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+class CameraNet(nn.Module):
+    """Backbone + FPN + depth net of an LSS camera encoder; the view transform stays out."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.backbone, self.neck, self.depth_net = encoder.backbone, encoder.neck, encoder.depth_net
+        self.D = encoder.D
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, f8, f16 = self.backbone(images)
+        out = self.depth_net(self.neck(f8, f16))
+        return out[:, :self.D].softmax(1), out[:, self.D:]
+
+
+class PainterNet(nn.Module):
+    """Image features of point painting (backbone + FPN + 1x1 head)."""
+
+    def __init__(self, painter: nn.Module):
+        super().__init__()
+        self.backbone, self.neck, self.head = painter.backbone, painter.neck, painter.head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _, f8, f16 = self.backbone(images)
+        return self.head(self.neck(f8, f16))
+
+
+class BevNet(nn.Module):
+    """Fuser + SECOND-FPN + CenterPoint head of a :class:`FusionDetector`, one BEV map per
+    encoder in ``detector.bev_modalities`` order and the presence mask as inputs."""
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        self.modalities: tuple[Modality, ...] = tuple(detector.bev_modalities)
+        self.fuser, self.backbone, self.head = detector.fuser, detector.backbone, detector.head
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        *maps, present = inputs
+        features = dict(zip(self.modalities, maps))
+        outs = self.head(self.backbone(self.fuser(features, present)))
+        return tuple(t for task in outs for t in (task.heatmap, task.regression))
+
+
+def bev_input_names(modalities: tuple[Modality, ...]) -> tuple[str, ...]:
+    return tuple(f"bev_{m.value}" for m in modalities) + ("present",)
+
+
+def bev_output_names(num_tasks: int) -> tuple[str, ...]:
+    return tuple(n for t in range(num_tasks) for n in (f"heatmap_{t}", f"regression_{t}"))
+
+
+def detector_graphs(detector: nn.Module, prefix: str = "", batch: int = 2) -> list[GraphSpec]:
+    """Every dense graph of a :class:`~perception.models.detector.FusionDetector` (one branch
+    of a late-fusion model), with sample inputs of the right shapes."""
+    specs: list[GraphSpec] = []
+    config = detector.config
+    H, W = config.grid.shape_hw
+    encoders = {Modality.LIDAR: detector.lidar, Modality.CAMERA: detector.camera,
+                Modality.RADAR: detector.radar}
+    for modality in (Modality.LIDAR, Modality.RADAR):
+        encoder = encoders[modality]
+        if encoder is None or not hasattr(encoder, "pfn"):
+            continue  # the sparse (spconv) lidar encoder runs in torch
+        widths = [layer[0].in_features for layer in encoder.pfn.layers]
+        for i, (layer, c_in) in enumerate(zip(encoder.pfn.layers, widths)):
+            specs.append(GraphSpec(
+                f"{prefix}{modality.value}.pfn.{i}", layer, (torch.randn(64, c_in),), ("x",),
+                ("y",), {"x": {0: "points"}, "y": {0: "points"}}))
+    image_hw = None
+    if detector.camera is not None:
+        image_hw = tuple(config.camera.image_size_hw)
+        specs.append(GraphSpec(
+            f"{prefix}camera.net", CameraNet(detector.camera),
+            (torch.rand(2, 3, *image_hw),), ("images",), ("depth", "context"),
+            {n: {0: "images"} for n in ("images", "depth", "context")}))
+    if detector.painter is not None:
+        image_hw = tuple(config.painting.image_size_hw)
+        specs.append(GraphSpec(
+            f"{prefix}painter.net", PainterNet(detector.painter), (torch.rand(2, 3, *image_hw),),
+            ("images",), ("features",), {n: {0: "images"} for n in ("images", "features")}))
+    bev = BevNet(detector)
+    channels = {m: getattr(encoders[m], "out_channels") for m in bev.modalities}
+    maps = tuple(torch.randn(batch, channels[m], H, W) for m in bev.modalities)
+    present = torch.ones(batch, len(bev.modalities), dtype=torch.bool)
+    present[0, 0] = len(bev.modalities) == 1  # a sample without its first modality
+    names_in = bev_input_names(bev.modalities)
+    names_out = bev_output_names(len(config.head.tasks))
+    specs.append(GraphSpec(f"{prefix}bev", bev, maps + (present,), names_in, names_out,
+                           {n: {0: "batch"} for n in names_in + names_out}))
+    return specs

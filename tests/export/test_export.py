@@ -1,0 +1,104 @@
+"""``perception export``, export.json, float16 graphs, opsets, and the ``onnxruntime`` backend
+of the pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from perception import cli
+from perception.errors import ConfigError
+from perception.export import MANIFEST, OnnxRuntimeDetector, export_onnx, read_manifest
+from perception.models.batch import collate_frames
+from perception.models.checkpoint import read_detector
+from perception.models.detector import build_detector
+from perception.models.shipped import card_path, read_card, sha256_of, shipped_weights_path
+from perception.pipeline import BACKENDS, Pipeline
+
+from ..models._helpers import small_model_config
+
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def cli_export(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_export")
+    assert cli.main(["export", "shipped", str(out)]) == 0
+    return out
+
+
+def test_cli_writes_graphs_and_manifest(cli_export):
+    manifest = json.loads((cli_export / MANIFEST).read_text())
+    assert manifest["opset"] == 17 and manifest["dtype"] == "float32"
+    assert set(manifest["graphs"]) == {"lidar.pfn.0", "lidar.pfn.1", "radar.pfn.0",
+                                       "radar.pfn.1", "camera.net", "bev"}
+    card = read_card()
+    assert manifest["model_card"] == {"name": card["name"], "weights_sha256": card["sha256"],
+                                      "card_sha256": sha256_of(card_path())}
+    assert manifest["weights"]["sha256"] == card["sha256"]
+    bev = manifest["graphs"]["bev"]
+    assert [i["name"] for i in bev["inputs"]] == ["bev_lidar", "bev_camera", "bev_radar",
+                                                  "present"]
+    assert bev["inputs"][-1] == {"name": "present", "shape": ["batch", 3], "dtype": "bool"}
+    assert bev["outputs"][0]["shape"] == ["batch", 1, 80, 80]
+    camera = manifest["preprocessing"]["camera"]
+    assert camera["image_size_hw"] == [128, 192] and camera["std"] == [0.25] * 3
+    assert manifest["preprocessing"]["radar"]["input_scale"][3] == pytest.approx(0.1)
+    for name, graph in manifest["graphs"].items():
+        model = onnx.load(str(cli_export / graph["file"]))
+        onnx.checker.check_model(model)
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 17
+        # Dynamic axes carry their names into the graph.
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        assert dims[0].dim_param == graph["inputs"][0]["shape"][0], name
+
+
+def test_read_manifest_refuses_other_directories(tmp_path):
+    with pytest.raises(Exception, match="export.json"):
+        read_manifest(tmp_path)
+
+
+def test_opset_is_checked(tmp_path):
+    model = read_detector(shipped_weights_path()).model
+    with pytest.raises(ConfigError, match="opset"):
+        export_onnx(model, tmp_path, opset=11)
+
+
+def test_fp16_graphs_run_in_onnxruntime(tmp_path, nuscenes_frames):
+    model = build_detector(small_model_config()).eval()
+    export_onnx(model, tmp_path, fp16=True)
+    assert read_manifest(tmp_path)["graphs"]["bev"]["inputs"][0]["dtype"] == "float16"
+    ort_model = OnnxRuntimeDetector(model, tmp_path, threads=1)
+    batch = collate_frames(nuscenes_frames[:1], model.spec)
+    with torch.no_grad():
+        a, b = model(batch), ort_model(batch)
+    # float16 through the whole network: logits agree to about 1e-1 (documented tolerance).
+    for x, y in zip(a.tasks, b.tasks):
+        assert (x.heatmap - y.heatmap).abs().max() < 0.25
+        assert torch.isfinite(y.regression).all()
+
+
+def test_pipeline_onnxruntime_backend(monkeypatch, tmp_path, nuscenes_frames, cli_export):
+    assert BACKENDS == ("torch", "onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    torch_pipe = Pipeline.from_checkpoint(None, track=False)
+    ort_pipe = Pipeline.from_checkpoint(None, track=False, backend="onnxruntime")
+    from_dir = Pipeline.from_checkpoint(cli_export, track=False, backend="onnxruntime")
+    assert any(p.name == MANIFEST for p in (tmp_path / "fusion_perception" / "onnx").rglob("*"))
+    assert ort_pipe.history.radar_scans == torch_pipe.history.radar_scans == 2
+    for frame in nuscenes_frames:
+        a = torch_pipe.process(frame).detections
+        for pipe in (ort_pipe, from_dir):
+            b = pipe.process(frame).detections
+            assert len(a) == len(b) and (a.labels == b.labels).all()
+            np.testing.assert_allclose(b.boxes, a.boxes, atol=1e-4)
+            assert a.modalities == b.modalities
+
+
+def test_pipeline_refuses_unknown_backend():
+    with pytest.raises(ConfigError, match="backend"):
+        Pipeline.from_checkpoint(None, backend="tensorrt")
