@@ -46,6 +46,7 @@ from typing import Any, TextIO
 import yaml
 
 from perception.errors import ConfigError, PerceptionError
+from perception.processes import stop_with_parent
 
 PACKAGE = "fusion_perception"
 NODES_PACKAGE = "ros_nodes"
@@ -293,17 +294,6 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 # Running
 # ------------------------------------------------------------------------------------------
 
-def _stop_with_parent() -> None:
-    """In the child, before exec: SIGTERM this node if the launcher dies (even by SIGKILL),
-    so no node outlives it (Linux ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class _Running:
     spec: NodeSpec
@@ -335,7 +325,7 @@ class LaunchRunner:
             process = subprocess.Popen(spec.command(), stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=env, text=True, bufsize=1, start_new_session=True,
-                                       preexec_fn=_stop_with_parent)
+                                       preexec_fn=stop_with_parent)
             reader = threading.Thread(target=self._pump, args=(spec.name, process), daemon=True)
             reader.start()
             self.running.append(_Running(spec, process, reader))

@@ -12,10 +12,10 @@ from __future__ import annotations
 import importlib.util
 import signal
 import subprocess
-import sys
 from typing import Any
 
 from ..errors import PerceptionError
+from ..processes import stop_with_parent
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -30,18 +30,6 @@ def check_installed(package: str) -> None:
     if importlib.util.find_spec(package) is None:
         raise PerceptionError(f"the ROS 2 nodes are not installed: no module {package!r} "
                               f"(install fusion_perception with its ros_nodes package)")
-
-
-def stop_with_parent() -> None:
-    """In the child, before exec: SIGTERM the child if this process dies (even by SIGKILL),
-    so the child then stops its nodes (Linux ``prctl(PR_SET_PDEATHSIG)``; a no-op
-    elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def run_child(command: list[str], stdin: int | None = subprocess.DEVNULL) -> int:

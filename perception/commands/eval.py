@@ -16,6 +16,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import ConfigError, PerceptionError
 
 log = logging.getLogger("perception.eval")
@@ -100,13 +101,8 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / "metrics.json"
-        # Temporary name + rename: a killed or failed run never leaves half a metrics.json.
-        tmp = path.with_name(path.name + ".partial")
-        try:
-            tmp.write_text(json.dumps(results, indent=2))
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # a killed or failed run never leaves half a metrics.json
+        write_text_atomic(path, json.dumps(results, indent=2))
         print(f"wrote {path}")
     return 0
 

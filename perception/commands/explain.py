@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import ConfigError
 
 DEFAULT_OUT = Path("outputs/explain")
@@ -83,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"frame {k}: {len(explanations[k].detections)} detections -> {path}")
     summary = [{**asdict(r), "object_class": r.object_class.name,
                 "mean_share": {m.value: v for m, v in r.mean_share.items()}} for r in rows]
-    (args.out / "explain_summary.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(args.out / "explain_summary.json", json.dumps(summary, indent=2))
     return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import DataError, PerceptionError
 from ..types import Boxes3D, Detections
 from .frames import FrameKey
@@ -107,7 +108,7 @@ def save_prediction_table(path: str | Path, frames: Mapping[FrameKey, Detections
     if track_ids is not None:
         cols["ids"] = np.concatenate([np.asarray(track_ids[k], np.int64) for k in keys]
                                      or [np.zeros(0, np.int64)])
-    np.savez(path, **cols)
+    _save_npz(path, cols)
 
 
 def save_ground_truth_table(path: str | Path, frames: Mapping[FrameKey, Boxes3D]) -> None:
@@ -120,4 +121,13 @@ def save_ground_truth_table(path: str | Path, frames: Mapping[FrameKey, Boxes3D]
         cols["ids"] = np.concatenate([frames[k].ids for k in keys])
     if keys and all(frames[k].num_points is not None for k in keys):
         cols["num_points"] = np.concatenate([frames[k].num_points for k in keys])
-    np.savez(path, **cols)
+    _save_npz(path, cols)
+
+
+def _save_npz(path: str | Path, cols: dict[str, np.ndarray]) -> None:
+    """``np.savez`` (which adds ``.npz`` to a path without it), written atomically."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **cols)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..atomic import atomic_path, write_text_atomic
 from .detection import LEVELS, DetectionResult
 from .tracking import TrackingResult
 
@@ -52,7 +53,8 @@ def write_report(out_dir: str | Path, detection: DetectionResult,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "metrics.json"
-    path.write_text(json.dumps(metrics_json(detection, tracking), indent=2, sort_keys=True))
+    write_text_atomic(path, json.dumps(metrics_json(detection, tracking), indent=2,
+                                       sort_keys=True))
     written = [path]
     if plots:
         written += _plot_pr(out, detection)
@@ -82,7 +84,8 @@ def _plot_pr(out: Path, detection: DetectionResult) -> list[Path]:
         ax.legend(loc="lower left", fontsize=8)
         path = out / f"pr_{cls.name}.png"
         fig.tight_layout()
-        fig.savefig(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
         written.append(path)
     return written

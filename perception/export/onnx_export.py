@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..atomic import write_text_atomic
 from ..config import to_dict
 from ..errors import ConfigError
 from ..models.batch import RADAR_COLUMNS
@@ -211,7 +212,7 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, opset: int = DEFAULT_O
         "config": to_dict(config),
         "exported_with": {"torch": torch.__version__, "onnx": _version("onnx")},
     }
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return ExportResult(out_dir, manifest, tuple(files))
 
 

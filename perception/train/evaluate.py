@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import ConfigError
 from ..eval.detection import DetectionConfig
 from ..models.config import ModelConfig
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate_checkpoint(args.checkpoint, args.max_frames)
     print(format_rows(results))
     if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2))
+        write_text_atomic(args.out, json.dumps(results, indent=2))
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..config import to_dict
+from ..errors import PerceptionError
 from ..models.checkpoint import read_detector, save_weights
 from ..models.shipped import WEIGHTS_DIR, sha256_of
 from ..types import DETECTION_CLASSES
@@ -107,11 +108,31 @@ def _card(name: str, weights: Path, config_path: Path, config: ExperimentConfig,
 
 
 def _reproduce(config_path: Path, trained: ExperimentConfig) -> list[str]:
-    steps = [f"perception train {config_path.parent / Path(s.checkpoint).parts[-3]}.yaml"
-             for s in trained.train.init_from]
-    return steps + [f"perception train {config_path.as_posix()}",
+    """The commands that rebuild the shipped model, with ``--epochs`` wherever a stage was
+    trained for another number of epochs than its config file says."""
+    steps = []
+    for stage in trained.train.init_from:
+        stage_config = config_path.parent / f"{Path(stage.checkpoint).parts[-3]}.yaml"
+        steps.append(f"perception train {stage_config.as_posix()}"
+                     + _epochs_flag(Path(stage.checkpoint), stage_config))
+    return steps + [f"perception train {config_path.as_posix()}"
+                    + _epochs_flag(Path(trained.train.out_dir) / "checkpoints" / "last.pt",
+                                   config_path, trained),
                     f"python -m perception.train.ship {trained.train.out_dir}/checkpoints/"
                     f"last.pt --config {config_path.as_posix()}"]
+
+
+def _epochs_flag(checkpoint: Path, config_path: Path,
+                 trained: ExperimentConfig | None = None) -> str:
+    """`` --epochs N`` when the checkpoint was trained for N epochs and the config says
+    otherwise; empty when they agree or either cannot be read."""
+    try:
+        if trained is None:
+            trained = load_trained(checkpoint)[1]
+        configured = load_experiment(config_path).train.epochs
+    except (OSError, ValueError, PerceptionError):
+        return ""
+    return "" if trained.train.epochs == configured else f" --epochs {trained.train.epochs}"
 
 
 def _held_out_metrics(weights: Path, config_path: Path, max_frames: int) -> dict:

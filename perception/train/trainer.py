@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..atomic import write_text_atomic
 from ..config import from_dict, to_dict
 from ..errors import ConfigError, DataError
 from ..eval.detection import DetectionConfig, DetectionResult, evaluate_detection
@@ -290,7 +291,7 @@ class Trainer:
         self._scalars({f"val/{k}": v for k, v in summary.items()})
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"metrics_epoch{self.epoch}.json"
-        path.write_text(json.dumps(result.to_json(), indent=2))
+        write_text_atomic(path, json.dumps(result.to_json(), indent=2))
         log.info("epoch %d metrics: %s", self.epoch,
                  {k: round(v, 4) for k, v in summary.items() if "LEVEL_1" in k})
         return result.to_json()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..geometry import bev_corners
 from ..types import ObjectClass
 
@@ -61,7 +62,8 @@ def plot_bev(path: str | Path, points: np.ndarray | None = None,
     ax.set_ylabel("x (m, forward)")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 

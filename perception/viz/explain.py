@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..geometry import bev_corners
 from ..types import Modality, ObjectClass
 
@@ -70,6 +71,7 @@ def plot_explanation(path: str | Path, explanation, point_range_m: tuple[float, 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path

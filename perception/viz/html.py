@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -75,7 +77,5 @@ def write_index(out_dir: str | Path, title: str, sections: list[Section]) -> Pat
     page = _PAGE.format(title=html.escape(title), body="\n".join(parts))
     path = out_dir / "index.html"
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, page)
     return path

@@ -132,6 +132,13 @@ def test_cli_ours_format_without_ids_has_no_tracking(tmp_path, capsys):
     assert "tracking" not in metrics and "MOTA" not in capsys.readouterr().out
 
 
+def test_tables_are_written_atomically_with_the_npz_suffix(tmp_path):
+    k = key(0)
+    box_table.save_prediction_table(tmp_path / "p", {k: det(k, [box(10)], [VEH], [0.9])})
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["p.npz"]  # no temporary left
+    assert len(box_table.load_prediction_table(tmp_path / "p.npz").frames) == 1
+
+
 def test_cli_errors(tmp_path, capsys):
     assert main(["eval"]) == 1
     assert "both --gt GT and --pred PRED" in capsys.readouterr().err

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({"__init__", "errors", "_validate", "conventions", "image_codec",
-                              "types", "config", "fixtures"})),
+                              "types", "config", "fixtures", "processes",
+                              "atomic"})),
     ("geometry and ops", frozenset({"geometry", "ops"})),
     ("sources and alignment", frozenset({"data", "align", "rosmsg"})),
     ("stages", frozenset({"models", "tracking", "eval", "viz"})),

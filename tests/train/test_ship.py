@@ -36,3 +36,17 @@ def test_ship_writes_weights_and_a_card_with_every_modality_row(tiny_frames, tmp
     loaded = read_detector(weights)
     assert loaded.radar_scans == 2 and loaded.lidar_sweeps == 1
     assert weights.stat().st_size < ckpt.stat().st_size  # float16, no optimiser state
+
+
+def test_card_reproduce_commands_give_epochs_that_differ_from_the_config(tiny_frames, tmp_path):
+    trainer = _trainer(tiny_frames, tmp_path)
+    ckpt = trainer.save_checkpoint(tmp_path / "ckpt.pt")
+    config = to_dict(trainer.config)
+    config["train"]["epochs"] = 7  # trained with `--epochs 3` over a config that says 7
+    config_path = tmp_path / "experiment.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "weights"
+    out.mkdir()
+    card = yaml.safe_load(ship(ckpt, config_path, "tiny_model", out, evaluate=False).read_text())
+    train_step = [c for c in card["training"]["reproduce"] if c.startswith("perception train")]
+    assert train_step == [f"perception train {config_path.as_posix()} --epochs 3"]
