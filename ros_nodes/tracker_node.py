@@ -22,7 +22,11 @@ stamp (within ``late_tolerance_s``: another channel behind, a duplicate) is drop
 one further back means the source restarted (a looped bag, a restarted simulator) and resets
 the tracker with a WARN, never an exception. Detections stamped after the newest ego pose
 wait up to 0.2 s for a pose that covers their stamp (topics are not delivered in order);
-detections with no pose near their stamp are skipped and counted. Detections from a channel
+detections with no pose near their stamp are skipped and counted. When the ego pose stops
+(detections stamped more than ``POSE_LOST_S`` after the newest pose) the tracker does not go
+silent: it resets and tracks on in the vehicle frame, as with no ego pose at all, with a WARN
+``ego pose lost`` in the diagnostics; once poses cover the detections again it resets back to
+the world frame (a WARN too). Both switches count as resets. Detections from a channel
 that may not start tracks are reduced to those inside an existing track's gate
 (:func:`perception.align.near_tracks`).
 
@@ -75,6 +79,9 @@ NS_PER_S = 1_000_000_000
 POSE_WAIT_S = 0.2
 """How long detections newer than every ego pose wait for a pose that covers their stamp."""
 POLL_PERIOD_S = 0.02
+POSE_LOST_S = 1.0
+"""Detections stamped this long after the newest ego pose: the pose stream has stopped (a
+shorter gap skips the detections instead)."""
 
 
 def resolve_tracker_config(value: str, source: str) -> TrackerConfig:
@@ -121,8 +128,10 @@ class TrackerNode(Node):
         self._last_tracks = 0
         self._reported_resets = 0
         self._last_reset = ""
+        self._pose_lost_since_ns: int | None = None
+        """Stamp of the first detections tracked without the lost ego pose (None: not lost)."""
         self.counts = {"updates": 0, "resets": 0, "late": 0, "no_pose": 0,
-                       "not_spawned": 0}
+                       "not_spawned": 0, "pose_lost": 0}
 
         self.tracks_pub = self.create_publisher(TrackedObjectArray, topics.OUTPUT_TRACKS,
                                                 reliable_qos())
@@ -197,7 +206,8 @@ class TrackerNode(Node):
             return
         if verdict is StampVerdict.RESET:
             self.reset(stamp)
-        if len(self.poses) and self.poses.last_stamp_ns < stamp:
+        if len(self.poses) and self.poses.last_stamp_ns < stamp and \
+                self._pose_lost_since_ns is None:
             self._waiting = (detections, frame_id, topic, can_spawn, time.monotonic())
             return
         self.step(detections, frame_id, topic, can_spawn)
@@ -209,26 +219,40 @@ class TrackerNode(Node):
         pose = None
         if len(self.poses):
             pose = self.poses.pose_near(stamp, self.max_pose_offset_ns)
-            if pose is None:
-                # tracking this frame without its pose would move every track
+            lost = self._pose_lost_since_ns is not None
+            if pose is None and (lost or stamp - self.poses.last_stamp_ns >
+                                 int(POSE_LOST_S * NS_PER_S)):
+                if not lost:  # the pose stream stopped: track on in the vehicle frame
+                    self._pose_lost_since_ns = stamp
+                    self.counts["pose_lost"] += 1
+                    self.reset(stamp, f"ego pose lost (newest "
+                                      f"{(stamp - self.poses.last_stamp_ns) / 1e9:.1f} s before "
+                                      f"stamp {stamp} ns): tracking in the vehicle frame")
+            elif pose is None:
+                # a gap in the poses: tracking this frame without its pose would move every
+                # track
                 self.counts["no_pose"] += 1
                 self.diagnostics.dropped(topic, reason=f"no ego pose within "
                                                        f"{self.max_pose_offset_ns / 1e6:.0f} ms "
                                                        f"of stamp {stamp} ns")
                 return
+            elif lost:  # the pose is back: the vehicle-frame tracks cannot carry over
+                self._pose_lost_since_ns = None
+                self.reset(stamp, "ego pose back: tracking in the world frame again")
         if not can_spawn:
             detections = self._without_births(detections, pose)
         tracks = self.tracker.update(detections, stamp, pose)
         self.previous = (tracks, pose)
         self.publish(tracks, pose, frame_id, t0)
 
-    def reset(self, stamp: int) -> None:
+    def reset(self, stamp: int, reason: str = "") -> None:
         self.tracker.reset()
         self._waiting = None
         self.trails = TrackTrails(length=self.trails.length)
         self.previous = None
         self.counts["resets"] += 1
-        self._last_reset = f"stamp {stamp} ns jumped back (a looped log or a restarted source)"
+        self._last_reset = reason or (f"stamp {stamp} ns jumped back (a looped log or a "
+                                      f"restarted source)")
         self.get_logger().warning(f"{self._last_reset}: tracker reset")
 
     def _without_births(self, detections: Any, pose: EgoPose | None) -> Any:
@@ -271,12 +295,17 @@ class TrackerNode(Node):
         stats = self.tracker.stats
         values = {"tracks": self._last_tracks, "live_tracks": self.tracker.num_tracks,
                   **self.counts, "births": stats.births, "deletions": stats.deletions,
-                  "frame": "world (ego pose)" if len(self.poses) else "vehicle (no ego pose)",
+                  "frame": ("vehicle (ego pose lost)" if self._pose_lost_since_ns is not None
+                            else "world (ego pose)" if len(self.poses)
+                            else "vehicle (no ego pose)"),
                   "last_reset": self._last_reset}
         if self.counts["resets"] > self._reported_resets:
             self._reported_resets = self.counts["resets"]
             return self.diagnostics.make_status("tracks", Health.WARN,
                                                 f"tracker reset: {self._last_reset}", values)
+        if self._pose_lost_since_ns is not None:
+            return self.diagnostics.make_status(
+                "tracks", Health.WARN, "ego pose lost: tracking in the vehicle frame", values)
         if self.counts["updates"] and not len(self.poses):
             return self.diagnostics.make_status(
                 "tracks", Health.WARN, "no ego pose: tracking in the vehicle frame", values)
