@@ -25,8 +25,9 @@ from ros_nodes.node_base import DDS_PROFILE_ENV, apply_dds_profile, reliable_qos
 SEED = 3
 RATE_FACTOR = 0.035
 """Playback speed: a 20 Hz sweep every 1.4 s of wall time."""
-DURATION_S = 1.5
-"""30 sweeps."""
+DURATION_S = 2.0
+"""40 sweeps: when the machine is loaded the detector may skip a frame (newest frame wins),
+which breaks a run; 40 leave room for a run of CONSECUTIVE."""
 TIMEOUT_S = 4.0
 """The detector's sync timeout, scaled like the playback (a camera tick 83 ms after a sweep
 arrives 2.4 s after it here)."""
