@@ -83,6 +83,16 @@ def load_yaml_with_base(path: Path) -> dict[str, Any]:
     return merge(parent, data)
 
 
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in ``path`` (no ``base:`` handling), read with the same checks as a
+    config: UTF-8, valid YAML, a mapping at the top, at most :data:`MAX_CONFIG_VALUES` values.
+
+    Raises:
+        ConfigError: naming the file and what is wrong.
+    """
+    return _read_mapping(Path(path))
+
+
 def _read_mapping(path: Path, child: Path | None = None) -> dict[str, Any]:
     via = f" (base of {child})" if child else ""
     if not path.is_file():

@@ -377,12 +377,15 @@ class CameraImage:
     def _check_pixels(self, pixels: Any) -> np.ndarray:
         ctx = ShapeContext("CameraImage")
         pixels = check_array(ctx, "pixels", pixels, ("H", "W", 3), np.uint8, exact_dtype=True)
-        calib = self.calibration
-        if pixels.shape[:2] != (calib.height, calib.width):
-            raise ValidationError(
-                f"CameraImage.pixels: image {self.name!r} is {pixels.shape[1]}x{pixels.shape[0]} "
-                f"(WxH) but its calibration says {calib.width}x{calib.height}")
+        self._check_size(pixels.shape[1], pixels.shape[0])
         return pixels
+
+    def _check_size(self, width: int, height: int) -> None:
+        calib = self.calibration
+        if (height, width) != (calib.height, calib.width):
+            raise ValidationError(
+                f"CameraImage.pixels: image {self.name!r} is {width}x{height} "
+                f"(WxH) but its calibration says {calib.width}x{calib.height}")
 
     @property
     def image(self) -> np.ndarray:
@@ -396,7 +399,10 @@ class CameraImage:
             return self.pixels
         cached = self.__dict__.get("_decoded")
         if cached is None:
-            cached = self._check_pixels(decode_image(self.encoded, source=self.name))
+            # the size in the header is checked before decoding: a forged header claiming
+            # a huge image is refused without allocating it
+            cached = self._check_pixels(decode_image(self.encoded, source=self.name,
+                                                     check_size=self._check_size))
             _set(self, "_decoded", cached)
         return cached
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
 from perception.align import SyncConfig
+from perception.config import from_dict, read_yaml_mapping
 from perception.errors import ConfigError
+
+T = TypeVar("T")
+PARAMETERS_KEY = "ros__parameters"
 
 IMAGE_TRANSPORTS = ("raw", "jpeg", "png")
 LAUNCH_OVERRIDES = "launch_overrides"
@@ -67,6 +72,95 @@ def parse_launch_overrides(text: Any, where: str = LAUNCH_OVERRIDES) -> dict[str
         if value:
             overrides[match.group(1)] = parse_override_value(value)
     return overrides
+
+
+def load_param_file(path: str | Path, schema: type[T], node_name: str) -> T:
+    """Validate a parameter file (what ``--params-file`` gives a node) into ``schema``, as the
+    node would validate what rcl reads from it, without ROS (a launcher or CI checks the files
+    before any node starts).
+
+    The file maps node names to ``{ros__parameters: {...}}``; the entries that apply to
+    ``node_name`` (``/**``, ``/*``, ``node_name`` and ``/node_name``) are merged in file order.
+    As rcl reads them, nested mappings are parameters with dotted names, a list holds
+    values of one type, and a list of lists or an empty value is refused.
+
+    Raises:
+        ConfigError: not a parameter file (bad YAML, not UTF-8, wrong structure), or a
+            parameter that the schema refuses; the message names the file and the key.
+    """
+    path = Path(path)
+    data = read_yaml_mapping(path)
+    keys = ("/**", "/*", node_name, f"/{node_name.lstrip('/')}")
+    values: dict[str, Any] = {}
+    for key, entry in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: node names are strings, got {key!r}")
+        if not isinstance(entry, dict) or set(entry) != {PARAMETERS_KEY}:
+            raise ConfigError(f"{path}: {key}: expected a mapping with one key "
+                              f"{PARAMETERS_KEY!r}, got {_short(entry)}")
+        if key not in keys:
+            continue
+        parameters = entry[PARAMETERS_KEY]
+        if not isinstance(parameters, dict):
+            raise ConfigError(f"{path}: {key}.{PARAMETERS_KEY}: expected a mapping of "
+                              f"parameters, got {_short(parameters)}")
+        values.update(_flatten(parameters, f"{path}: {key}.{PARAMETERS_KEY}"))
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        *parents, leaf = name.split(".")
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{path}: {name}: {parent} is both a value and a group")
+        target[leaf] = value
+    return from_dict(schema, nested, source=f"{path} (node {node_name})")
+
+
+def _flatten(parameters: dict, where: str, prefix: str = "") -> dict[str, Any]:
+    """``{a: {b: 1}}`` -> ``{"a.b": 1}``, each value checked as rcl checks it."""
+    out: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{where}: parameter names are non-empty strings, got {key!r}")
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if not value:
+                raise ConfigError(f"{where}: {name}: an empty group holds no parameter")
+            out.update(_flatten(value, where, f"{name}."))
+            continue
+        if value is None:
+            raise ConfigError(f"{where}: {name}: no value")
+        if isinstance(value, list):
+            kinds = {_scalar_kind(v) for v in value}
+            if None in kinds:
+                raise ConfigError(f"{where}: {name}: a list holds only bool, int, float or "
+                                  f"string values, got {_short(value)}")
+            if len(kinds) > 1 and kinds != {"int", "float"}:
+                raise ConfigError(f"{where}: {name}: the values of a list must be of one type, "
+                                  f"got {_short(value)}")
+        elif _scalar_kind(value) is None:
+            raise ConfigError(f"{where}: {name}: expected a bool, int, float, string or list "
+                              f"of them, got {_short(value)}")
+        out[name] = value
+    return out
+
+
+def _scalar_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 @dataclass(frozen=True)

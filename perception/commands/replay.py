@@ -143,7 +143,14 @@ def run(args: argparse.Namespace) -> int:
         return run_child(player_command(args), stdin=None)
     from ..replay import replay
 
-    summary = replay(args.log, args.out, options_from(args))
+    try:
+        summary = replay(args.log, args.out, options_from(args))
+    except OSError as exc:
+        # A full disk, a read-only or vanished output directory: one line, no traceback. The
+        # outputs are staged and moved into place only when complete (replay.output_dir).
+        print(f"perception replay: error: {type(exc).__name__}: {exc} (the replay did not "
+              f"finish; no partial output is left in {args.out})", file=sys.stderr)
+        return 1
     print(summary.markdown())
     print(f"outputs in {args.out}")
     return 130 if summary.interrupted else 0

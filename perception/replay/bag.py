@@ -294,7 +294,12 @@ class McapStreamBag(Bag):
             raise DataError(f"not a readable MCAP file: {type(exc).__name__}: {exc}",
                             source=str(path)) from None
         self.encoding = "ros1" if header.profile == "ros1" else "cdr"
-        self._scan()
+        try:
+            self._scan()
+        except Exception as exc:  # noqa: BLE001 - mcap raises several types on bad records
+            self._file.close()
+            raise DataError(f"not a readable MCAP file: {type(exc).__name__}: {exc}",
+                            source=str(path)) from None
 
     def _summary(self) -> Any:
         from mcap.reader import make_reader
@@ -342,7 +347,13 @@ class McapStreamBag(Bag):
             counts[channel.topic] = counts.get(channel.topic, 0) + 1
             if schema is not None and msgtype not in definitions:
                 fmt = "idl" if schema.encoding == "ros2idl" else "msg"
-                definitions[msgtype] = (fmt, schema.data.decode())
+                try:
+                    definitions[msgtype] = (fmt, bytes(schema.data).decode())
+                except UnicodeDecodeError as exc:
+                    # like a definition that does not parse: only that type is lost
+                    log.warning("message definition of %s is not UTF-8 text (%s); its "
+                                "messages will be skipped unless the type is known", msgtype,
+                                exc)
             if self._start_ns is None or message.log_time < self._start_ns:
                 self._start_ns = message.log_time
         self.store = _bag_store(definitions, ros1=self.encoding == "ros1")
@@ -365,7 +376,11 @@ class McapStreamBag(Bag):
                     for schema, channel, message in self._records(wanted, start_ns, stop_ns)
                     if channel.topic in wanted and schema is not None)
         if self._indexed:
-            yield from selected
+            try:
+                yield from selected
+            except Exception as exc:  # noqa: BLE001 - a record damaged inside the index
+                raise DataError(f"reading stopped: {type(exc).__name__}: {exc}",
+                                source=str(self.path)) from None
             return
         window = [m for m in selected if (start_ns is None or m.log_time_ns >= start_ns)
                   and (stop_ns is None or m.log_time_ns < stop_ns)]

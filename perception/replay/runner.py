@@ -6,7 +6,9 @@ often on every run, as fast as the CPU allows (no sleeping). ``/tf_static`` is r
 the whole bag; the lidar sweep clocks the frames. Data set logs (Waymo, nuScenes, KITTI raw)
 are already synchronised: their frames go to :meth:`Pipeline.run` in stamp order.
 
-Outputs in ``OUT`` (each written under a temporary name and renamed into place):
+Outputs in ``OUT``, written into a staging directory and moved into place when all are done,
+``summary.json`` last (:mod:`.output_dir`: a killed replay leaves ``OUT`` as it was, and
+rerunning it gives the outputs of an uninterrupted run):
 
 * ``bag/``: an MCAP rosbag2 with the outputs of :mod:`.outputs` and, with ``with_input``, the
   input topics (data set frames as the messages of :mod:`.frames_to_bag`);
@@ -42,6 +44,7 @@ from .decode import GroundTruth, MessageDecoder
 from .frames_to_bag import BagLayout, FrameMessages, OrderedWriter
 from .ground_truth import FrameResult, GroundTruthCollector, score
 from .output_bag import OutputBag
+from .output_dir import StagedOutputs
 from .outputs import frame_outputs
 from .read import ReadWindow, decoded_messages
 from .sources import FrameLog, LogKind, detect_kind, open_frame_log
@@ -140,6 +143,10 @@ class Replay:
         self.bar = _progress(expected_frames, options.progress)
         self.bag: OutputBag | None = None
         self.not_copied: set[str] = set()
+        self.decoder: MessageDecoder | None = None
+        """The bag's message decoder, whose skips the summary reports."""
+        self.log_bag: Bag | None = None
+        """The bag replayed (the summary says whether it ended early)."""
 
     def handle(self, outputs: Iterable[PipelineOutput], log_time_ns: int) -> None:
         """Write, score and draw every frame that came out of the pipeline."""
@@ -170,6 +177,13 @@ class Replay:
         summary.wall_s = wall_s
         summary.interrupted = self.stop.requested
         summary.set_sensor_stats(self.pipeline.sensor_stats)
+        if self.log_bag is not None:
+            summary.truncated_log = self.log_bag.truncated
+        if self.decoder is not None:
+            skips = self.decoder.skips
+            summary.skipped = skips.by_topic()
+            summary.notes += [f"skipped {skips.counts[key]} on {key[0]}, first: {detail}"
+                              for key, detail in sorted(skips.first.items())]
         detector = self.pipeline.detector
         grid = getattr(getattr(detector, "config", None), "grid", None)
         metrics = score(self.results, self.ground_truth.by_stamp, self.sequence_id,
@@ -223,15 +237,20 @@ def _pipeline(options: ReplayOptions, sync_config: SyncConfig | None,
 
 def _run(replay_run: Replay, out: Path, work: Iterator[None]) -> ReplaySummary:
     """Drive ``work`` (one step per message or frame) with the output bag open, stopping on a
-    signal; the bag is closed whatever happens."""
-    out.mkdir(parents=True, exist_ok=True)
+    signal; the bag is closed whatever happens. Everything is written into ``out``'s staging
+    directory and moved into ``out`` only when complete (:class:`StagedOutputs`)."""
     t0 = time.perf_counter()
-    with replay_run.stop, OutputBag(out / BAG_DIR) as bag:
-        replay_run.bag = bag
-        for _ in work:
-            if replay_run.stop.requested:
-                break
-    return replay_run.finish(time.perf_counter() - t0)
+    with StagedOutputs(out) as staged:
+        replay_run.out = staged.path
+        with replay_run.stop, OutputBag(staged.path / BAG_DIR) as bag:
+            replay_run.bag = bag
+            for _ in work:
+                if replay_run.stop.requested:
+                    break
+        summary = replay_run.finish(time.perf_counter() - t0)
+        staged.commit()
+    replay_run.out = out
+    return summary
 
 
 # ------------------------------------------------------------------------------------------
@@ -285,18 +304,13 @@ def _replay_bag(bag: Bag, out: Path, options: ReplayOptions) -> ReplaySummary:
                  sensors, expected)
     run.summary.truncated_log = bag.truncated
     run.summary.ego_pose = has_ego
+    run.decoder, run.log_bag = decoder, bag
     if not has_ego:
         run.summary.notes.append("no ego pose in the log: motion compensation and world-frame "
                                  "tracking are off")
         log.warning("no ego pose in %s: motion compensation and world-frame tracking are off",
                     bag.path)
-    summary = _run(run, out, _bag_steps(run, bag, topics, topic_map, decoder))
-    summary.truncated_log = bag.truncated
-    summary.skipped = decoder.skips.by_topic()
-    summary.notes += [f"skipped {decoder.skips.counts[key]} on {key[0]}, first: {detail}"
-                      for key, detail in sorted(decoder.skips.first.items())]
-    summary.write(out)
-    return summary
+    return _run(run, out, _bag_steps(run, bag, topics, topic_map, decoder))
 
 
 def _window(bag: Bag, options: ReplayOptions) -> ReadWindow:

@@ -116,15 +116,39 @@ def compressed_to_camera_image(msg: Any, calibration: Calibration, topic: str = 
                                stamp_ns: int | None = None) -> CameraImage:
     """``CompressedImage`` (JPEG or PNG) -> :class:`CameraImage` holding the encoded bytes.
 
+    The image header is read (not the pixels, which :class:`CameraImage` decodes when they are
+    first used), so that bytes that are not an image, and an image whose size disagrees with
+    the calibration (a forged header may claim billions of pixels), are refused here, per
+    message.
+
     Raises:
-        ConversionError: the bytes are neither JPEG nor PNG.
+        ConversionError: the bytes are neither JPEG nor PNG, their header cannot be read, or
+            the size it gives is not the calibration's.
     """
     data = msg.data.tobytes() if isinstance(msg.data, np.ndarray) else bytes(msg.data)
     if not image_format(data):
         raise conversion_error(topic, msg, f"compressed image is neither JPEG nor PNG "
                                            f"(format {msg.format!r}, {len(data)} bytes)")
+    width, height = _header_size(data, topic, msg)
+    if (width, height) != (calibration.width, calibration.height):
+        raise conversion_error(topic, msg, f"compressed image is {width}x{height} (WxH) but "
+                                           f"the calibration of {calibration.sensor_name} says "
+                                           f"{calibration.width}x{calibration.height}")
     stamp = stamp_ns if stamp_ns is not None else stamp_to_ns(msg.header.stamp)
     return CameraImage(calibration.sensor_name, stamp, calibration, encoded=data)
+
+
+def _header_size(data: bytes, topic: str, msg: Any) -> tuple[int, int]:
+    """``(width, height)`` from a JPEG / PNG header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
+        raise conversion_error(topic, msg, f"compressed image header cannot be read: "
+                                           f"{type(exc).__name__}: {exc}") from None
 
 
 def camera_image_to_compressed(factory: MessageFactory, image: CameraImage, frame_id: str,

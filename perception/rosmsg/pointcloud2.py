@@ -112,7 +112,7 @@ def _data_buffer(msg: Any) -> Any:
 
 def cloud_to_structured(msg: Any, topic: str = "") -> np.ndarray:
     """Zero-copy structured view of the points: shape (width,) when ``height == 1``, else
-    (height, width). Row padding (``row_step > width * point_step``) gives a strided view.
+    (height, width) (an empty cloud of height 0 included). Row padding (``row_step > width * point_step``) gives a strided view.
 
     Raises:
         ConversionError: the data length is not ``height * row_step`` (``row_step`` being
@@ -135,7 +135,8 @@ def cloud_to_structured(msg: Any, topic: str = "") -> np.ndarray:
         points = raw.view(dtype)
     else:
         points = raw.reshape(height, row_step)[:, :width * step].view(dtype)
-    return points.reshape(height, width) if height > 1 else points.reshape(width)
+    # height 0 (with no data): no points, as (0, width); only height 1 is a flat cloud
+    return points.reshape(width) if height == 1 else points.reshape(height, width)
 
 
 def cloud_to_points(msg: Any, topic: str = "", columns: Sequence[str] | None = None,

@@ -175,3 +175,104 @@ def write_devkit(root: Path, tables: dict, version: str = "v1.0-mini") -> None:
         points.tofile(lidar_dir / f"sweep{k}.pcd.bin")
     for name, rows in tables.items():
         (root / version / f"{name}.json").write_text(json.dumps(rows, allow_nan=True))
+
+
+# ------------------------------------------------------------------------------------------
+# rosbag2 bags with our topic names (replay inputs)
+# ------------------------------------------------------------------------------------------
+
+BAG_START_NS = 1_700_000_000_000_000_000
+BAG_PERIOD_NS = 100_000_000
+BAG_SWEEPS = 3
+
+
+def bag_messages(sweeps: int = BAG_SWEEPS, points: int = 48) -> list[tuple[str, int, object]]:
+    """``(topic, log time ns, rosbags message)`` of a small valid log in log-time order, on
+    our topic names: ``/tf_static`` (vehicle -> lidar, camera, radar), and per sweep a lidar
+    ``PointCloud2`` (x, y, z, intensity, time_offset_s), a JPEG ``CompressedImage`` with its
+    ``CameraInfo``, a radar ``PointCloud2``, an ego ``PoseStamped`` and a ground-truth
+    ``Detection3DArray`` of one box."""
+    from perception.replay.typestore import RosbagsFactory
+    from perception.rosmsg import topics
+    from perception.rosmsg.detections import boxes_to_msg
+    from perception.rosmsg.image import calibration_to_camera_info
+    from perception.rosmsg.pointcloud2 import points_to_cloud, radar_scan_to_cloud
+    from perception.rosmsg.tf import ego_pose_to_pose_stamped, transforms_to_tf_message
+    from perception.types import Boxes3D, Calibration, CameraConvention, EgoPose, RadarScan
+
+    factory = RosbagsFactory()
+    lidar_T = np.eye(4)
+    lidar_T[:3, 3] = (1.0, 0.0, 1.8)
+    camera_T = np.array([[0.0, 0.0, 1.0, 1.5], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 1.4],
+                         [0.0, 0.0, 0.0, 1.0]])              # vehicle <- optical
+    radar_T = np.eye(4)
+    radar_T[:3, 3] = (3.5, 0.0, 0.5)
+    out: list[tuple[str, int, object]] = [(topics.TF_STATIC, BAG_START_NS, transforms_to_tf_message(
+        factory, {"top": lidar_T, "front_optical": camera_T, "radar_front": radar_T},
+        "base_link", BAG_START_NS))]
+    calibration = Calibration("FRONT", camera_T, K=np.array([[20.0, 0, 8], [0, 20.0, 6],
+                                                             [0, 0, 1]]),
+                              distortion=np.zeros(5), width=16, height=12,
+                              camera_convention=CameraConvention.OPTICAL)
+    jpeg = tiny_jpeg()
+    rng = np.random.default_rng(7)
+    for k in range(sweeps):
+        t = BAG_START_NS + k * BAG_PERIOD_NS
+        cloud = np.zeros((points, 5), np.float32)
+        cloud[:, 0] = rng.uniform(2.0, 30.0, points)
+        cloud[:, 1] = rng.uniform(-10.0, 10.0, points)
+        cloud[:, 2] = rng.uniform(-1.5, 1.0, points)
+        cloud[:, 3] = rng.uniform(0.0, 1.0, points)
+        cloud[:, 4] = np.linspace(-0.09, 0.0, points)
+        radar = np.zeros((4, 6), np.float32)
+        radar[:, 0] = rng.uniform(5.0, 40.0, 4)
+        radar[:, 3:] = rng.normal(0.0, 2.0, (4, 3))
+        pose = np.eye(4)
+        pose[0, 3] = 0.5 * k
+        boxes = Boxes3D(np.array([[10.0, 1.0, 0.0, 4.0, 2.0, 1.5, 0.1]], np.float32),
+                        np.zeros(1, np.int64), ids=np.array([1]))
+        compressed = factory.new(
+            "sensor_msgs/msg/CompressedImage", format="jpeg",
+            header=factory.new("std_msgs/msg/Header", frame_id="front_optical",
+                               stamp=_stamp(factory, t + 5_000_000)),
+            data=np.frombuffer(jpeg, np.uint8))
+        out += [
+            (topics.EGO_POSE, t - 1_000_000,
+             ego_pose_to_pose_stamped(factory, EgoPose(t - 1_000_000, pose), "map")),
+            (topics.camera_info("FRONT"), t + 4_000_000,
+             calibration_to_camera_info(factory, calibration, t + 4_000_000, "front_optical")),
+            (topics.camera_compressed("FRONT"), t + 5_000_000, compressed),
+            (topics.radar_points("RADAR_FRONT"), t + 6_000_000, radar_scan_to_cloud(
+                factory, RadarScan("RADAR_FRONT", t + 6_000_000, radar), "radar_front")),
+            (topics.LIDAR_POINTS, t + 10_000_000, points_to_cloud(
+                factory, cloud, ("x", "y", "z", "intensity", "time_offset_s"), t, "top")),
+            ("/ground_truth", t + 9_000_000, boxes_to_msg(factory, boxes, t, "base_link")),
+        ]
+    out.sort(key=lambda m: m[1])
+    return out
+
+
+def _stamp(factory, stamp_ns: int):
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return factory.new("builtin_interfaces/msg/Time", sec=sec, nanosec=nanosec)
+
+
+def write_bag(path: Path, messages, storage: str = "mcap") -> None:
+    """Write ``(topic, log time ns, message or CDR bytes)`` into a rosbag2 directory with the
+    ``rosbags`` writer (``mcap`` or ``sqlite3`` storage). A topic's type is taken from its
+    first message object; CDR bytes are written as they are (malformed ones included)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from perception.replay.typestore import typestore
+
+    store = typestore()
+    plugin = StoragePlugin.SQLITE3 if storage == "sqlite3" else StoragePlugin.MCAP
+    types = {topic: msg.__msgtype__ for topic, _, msg in messages
+             if not isinstance(msg, (bytes, bytearray, memoryview))}
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        connections = {topic: writer.add_connection(topic, msgtype, typestore=store)
+                       for topic, msgtype in sorted(types.items())}
+        for topic, log_time, msg in messages:
+            raw = msg if isinstance(msg, (bytes, bytearray, memoryview)) else \
+                store.serialize_cdr(msg, msg.__msgtype__)
+            writer.write(connections[topic], int(log_time), bytes(raw))

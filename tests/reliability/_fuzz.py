@@ -84,12 +84,16 @@ class _Tally:
         self.accepted = 0
         self.skipped = 0
         self.refused: Counter[str] = Counter()
+        self.messages_skipped: Counter[str] = Counter()
         self.seconds = 0.0
 
     def to_json(self) -> dict:
-        return {"inputs": self.inputs, "accepted": self.accepted, "skipped": self.skipped,
-                "refused": dict(sorted(self.refused.items())),
-                "seconds": round(self.seconds, 2)}
+        out = {"inputs": self.inputs, "accepted": self.accepted, "skipped": self.skipped,
+               "refused": dict(sorted(self.refused.items())),
+               "seconds": round(self.seconds, 2)}
+        if self.messages_skipped:
+            out["messages_skipped"] = dict(sorted(self.messages_skipped.items()))
+        return out
 
 
 TALLIES: dict[str, _Tally] = defaultdict(_Tally)
@@ -170,6 +174,12 @@ def contract(target: str, fn, *args, timeout_s: float = TIMEOUT_S, known=None, *
 def count_skip(target: str) -> None:
     """Count an input the harness itself skipped (e.g. one that could not be built)."""
     TALLIES[target].skipped += 1
+
+
+def count_skipped_messages(target: str, reasons) -> None:
+    """Count the messages an accepted input's reader skipped, by reason (a log reader skips a
+    message it cannot decode, counts it and goes on; ``reasons``: ``{reason: count}``)."""
+    TALLIES[target].messages_skipped.update(reasons)
 
 
 def _check_message(exc: PerceptionError) -> None:

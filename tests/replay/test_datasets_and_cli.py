@@ -110,7 +110,7 @@ def test_ctrl_c_leaves_a_valid_bag(tmp_path):
         [sys.executable, "-m", "perception.cli", "replay", str(bag), "--out", str(out),
          "--no-progress", "--no-video"], cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
-    partial = out / ".bag.partial"
+    partial = out / ".replay.partial"
     deadline = time.monotonic() + 120
     while not partial.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
