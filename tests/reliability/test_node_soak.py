@@ -96,9 +96,12 @@ def growth_percent(rss: list, after: int) -> dict[str, dict]:
     for node in ("detector", "tracker"):
         samples = [(k, r[node]) for k, r in rss if k >= after and node in r]
         start, end = samples[0][1], samples[-1][1]
+        step = max(1, len(samples) // 20)  # the shape of the curve: a plateau or a trend
         out[node] = {"rss_after_warmup_mib": round(start / 2**20, 1),
                      "rss_end_mib": round(end / 2**20, 1),
-                     "growth_percent": round(100 * (end - start) / start, 2)}
+                     "growth_percent": round(100 * (end - start) / start, 2),
+                     "rss_mib_by_frame": {k: round(r / 2**20, 1)
+                                          for k, r in samples[::step] + samples[-1:]}}
     return out
 
 
