@@ -28,6 +28,7 @@ from std_msgs.msg import Float64
 from perception.align import DeadlineMonitor, Health
 from perception.config import from_dict
 from perception.errors import ConfigError, PerceptionError
+from perception.processes import settle_allocator
 
 from . import topics
 from .conversions.stamps import ns_to_stamp
@@ -384,13 +385,15 @@ def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None 
     printed on stderr, naming the parameter). ``--dds-profile=PATH`` is handled first (see
     :func:`apply_dds_profile`).
     """
+    allocator_note = settle_allocator()  # before any thread starts: arenas are per thread
     args, dds_note = apply_dds_profile(list(sys.argv if argv is None else argv))
     rclpy.init(args=args)
     node = None
     try:
         node = make_node()
-        if dds_note:
-            node.get_logger().info(dds_note)
+        for note in (dds_note, allocator_note):
+            if note:
+                node.get_logger().info(note)
         if spin is None:
             rclpy.spin(node)
         else:
