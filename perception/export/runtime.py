@@ -69,6 +69,10 @@ class OnnxRuntimeDetector(nn.Module):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's pool threads spin after each run by default; between the graphs the torch
+        # parts (voxelization, bev_pool, decoding) run on the same cores, and each session's
+        # spinning pool took them: 2 threads were slower than 1 (benchmarks/RESULTS.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
         self._sessions = {}
         self._io = {}
@@ -80,7 +84,7 @@ class OnnxRuntimeDetector(nn.Module):
                                                         providers=self.providers)
             self._io[name] = ([(i["name"], _numpy_dtype(i["dtype"])) for i in graph["inputs"]],
                               [o["name"] for o in graph["outputs"]])
-        self._plans: dict[tuple, tuple[torch.Tensor, ops.BevPoolPlan]] = {}
+        self._plans: dict[tuple, ops.LssPoolPlan] = {}
 
     # ---- the face of a detector ------------------------------------------------------------
 
@@ -206,8 +210,9 @@ class OnnxRuntimeDetector(nn.Module):
         return self._pillars(encoder, points, name, scale=encoder.scale)
 
     def _camera(self, encoder: nn.Module, batch: Batch, name: str) -> torch.Tensor:
-        # As LSSCameraEncoder.forward, with the bev_pool plan cached while the cameras'
-        # calibration and the batch layout stay the same (the usual case on a vehicle).
+        # As LSSCameraEncoder.forward, but the frustum is summed into the BEV grid as a sparse
+        # product (ops.lss_pool) whose layout is cached while the cameras' calibration and the
+        # batch layout stay the same (the usual case on a vehicle).
         B = batch.batch_size
         H, W = encoder.grid.shape_hw
         use = batch.camera_valid & batch.has(Modality.CAMERA)[:, None]
@@ -216,28 +221,26 @@ class OnnxRuntimeDetector(nn.Module):
             return batch.images.new_zeros((B, encoder.out_channels, H, W))
         images = batch.images[index[:, 0], index[:, 1]]
         depth, context = self._run(f"{name}.net", images)
-        frustum = depth.unsqueeze(-1) * context.permute(0, 2, 3, 1).unsqueeze(1)
-        valid, plan = self._frustum_plan(encoder, batch, index, tuple(depth.shape[-2:]))
-        pooled = ops.bev_pool(frustum.reshape(-1, encoder.out_channels)[valid], None, B,
-                              (1, H, W), plan=plan)
-        return pooled[:, :, 0]
+        plan = self._frustum_plan(encoder, batch, index, tuple(depth.shape))
+        return ops.lss_pool(depth, context, plan)[:, :, 0]
 
     def _frustum_plan(self, encoder: nn.Module, batch: Batch, index: torch.Tensor,
-                      feature_hw: tuple[int, int]) -> tuple[torch.Tensor, ops.BevPoolPlan]:
+                      depth_shape: tuple[int, int, int, int]) -> ops.LssPoolPlan:
         sel = (index[:, 0], index[:, 1])
-        key = (batch.batch_size, tuple(batch.images.shape[-2:]), feature_hw,
+        key = (batch.batch_size, tuple(batch.images.shape[-2:]), depth_shape,
                index.numpy().tobytes(), batch.intrinsics[sel].numpy().tobytes(),
                batch.T_vehicle_optical[sel].numpy().tobytes())
-        hit = self._plans.get(key)
-        if hit is None:
+        plan = self._plans.get(key)
+        if plan is None:
             with torch.autocast(batch.images.device.type, enabled=False):
-                cells, valid = encoder.frustum_cells(batch, index, feature_hw)
+                cells, valid = encoder.frustum_cells(batch, index, depth_shape[-2:])
+            cells = cells.masked_fill(~valid[:, None], -1)  # outside the grid: dropped
             H, W = encoder.grid.shape_hw
-            hit = (valid, ops.bev_pool_plan(cells[valid], batch.batch_size, (1, H, W)))
+            plan = ops.lss_pool_plan(cells, depth_shape, batch.batch_size, (1, H, W))
             if len(self._plans) >= 8:  # calibrations change rarely: keep a few
                 self._plans.pop(next(iter(self._plans)))
-            self._plans[key] = hit
-        return hit
+            self._plans[key] = plan
+        return plan
 
     def _paint(self, det: nn.Module, batch: Batch, points: list[torch.Tensor], prefix: str
                ) -> list[torch.Tensor]:

@@ -11,6 +11,7 @@ from . import reference
 from ._ext import extension_status, load_extension
 from .bev_pool import CUDA_CHUNK, BevPoolPlan, bev_pool, bev_pool_plan, chunk_levels
 from .boxes import boxes_iou_3d, boxes_iou_bev, circle_nms, nms_bev
+from .lss_pool import LssPoolPlan, lss_pool, lss_pool_plan
 from .voxelize import (
                        scatter_reduce,
                        voxelize_dynamic,
@@ -22,6 +23,7 @@ from .voxelize import (
 __all__ = [
     "CUDA_CHUNK",
     "BevPoolPlan",
+    "LssPoolPlan",
     "bev_pool",
     "bev_pool_plan",
     "boxes_iou_3d",
@@ -30,6 +32,8 @@ __all__ = [
     "circle_nms",
     "extension_status",
     "load_extension",
+    "lss_pool",
+    "lss_pool_plan",
     "nms_bev",
     "reference",
     "scatter_reduce",

@@ -1,0 +1,88 @@
+"""lss_pool: the frustum sum without the frustum, against bev_pool's reference of the
+explicit frustum; plan reuse; refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception import ops
+from perception.errors import OpsError
+from perception.ops import reference as ref
+
+
+def _case(seed: int, N: int = 3, D: int = 7, h: int = 5, w: int = 6, C: int = 8,
+          B: int = 2, Z: int = 1, H: int = 9, W: int = 11, outside: float = 0.2,
+          dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    n = N * D * h * w
+    # few cells, so that several bins of one pixel (and several pixels) share a cell
+    geo = torch.stack([torch.randint(0, size, (n,), generator=g) for size in (B, Z, H, W)], 1)
+    bad = torch.rand(n, generator=g) < outside
+    geo[bad, 2] = torch.where(torch.rand(int(bad.sum()), generator=g) < 0.5, -1, H)
+    depth = torch.rand((N, D, h, w), generator=g, dtype=dtype).softmax(1)
+    context = torch.randn((N, C, h, w), generator=g, dtype=dtype)
+    return geo, depth, context, (B, Z, H, W)
+
+
+def _explicit(geo, depth, context, B, Z, H, W):
+    frustum = depth.unsqueeze(-1) * context.permute(0, 2, 3, 1).unsqueeze(1)
+    return ref.bev_pool(frustum.reshape(-1, context.shape[1]), geo, B, (Z, H, W))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("Z", [1, 3])
+def test_equals_the_explicit_frustum(seed, Z):
+    geo, depth, context, (B, Z, H, W) = _case(seed, Z=Z)
+    plan = ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W))
+    out = ops.lss_pool(depth, context, plan)
+    assert out.shape == (B, context.shape[1], Z, H, W) and out.is_contiguous()
+    torch.testing.assert_close(out, _explicit(geo, depth, context, B, Z, H, W),
+                               rtol=1e-12, atol=1e-12)
+    # bins of one pixel that land in one cell were merged into one matrix entry
+    inside = int(((geo[:, 2] >= 0) & (geo[:, 2] < H)).sum())
+    assert plan.num_entries < inside if Z == 1 else plan.num_entries <= inside
+
+
+def test_plan_reused_for_new_depths_and_features():
+    geo, depth, context, (B, Z, H, W) = _case(3, dtype=torch.float32)
+    plan = ops.lss_pool_plan(geo, depth.shape, B, (H, W))
+    for seed in range(3):
+        g = torch.Generator().manual_seed(100 + seed)
+        d = torch.rand(depth.shape, generator=g).softmax(1)
+        c = torch.randn(context.shape, generator=g)
+        torch.testing.assert_close(ops.lss_pool(d, c, plan), _explicit(geo, d, c, B, Z, H, W),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_nothing_inside_gives_zeros():
+    geo, depth, context, (B, Z, H, W) = _case(4)
+    geo[:, 0] = B  # every point in a batch item that does not exist
+    out = ops.lss_pool(depth, context, ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W)))
+    assert out.abs().sum() == 0
+
+
+def test_refusals_name_the_argument():
+    geo, depth, context, (B, Z, H, W) = _case(5)
+    plan = ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W))
+    with pytest.raises(OpsError, match="geometry: .* rows"):
+        ops.lss_pool_plan(geo[:-1], depth.shape, B, (Z, H, W))
+    with pytest.raises(OpsError, match="depth_shape"):
+        ops.lss_pool_plan(geo, depth.shape[:3], B, (Z, H, W))
+    with pytest.raises(OpsError, match="depth: .* plan was built"):
+        ops.lss_pool(depth[:, :-1], context, plan)
+    with pytest.raises(OpsError, match="context: expected shape"):
+        ops.lss_pool(depth, context[:, :, :-1], plan)
+    with pytest.raises(OpsError, match="context: expected shape"):
+        ops.lss_pool(depth, context.float(), plan)
+    with pytest.raises(OpsError, match="depth: expected a floating dtype"):
+        ops.lss_pool(depth.to(torch.int64), context, plan)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu():
+    geo, depth, context, (B, Z, H, W) = _case(6, dtype=torch.float32)
+    cpu = ops.lss_pool(depth, context, ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W)))
+    plan = ops.lss_pool_plan(geo.cuda(), depth.shape, B, (Z, H, W))
+    torch.testing.assert_close(ops.lss_pool(depth.cuda(), context.cuda(), plan).cpu(), cpu,
+                               rtol=1e-5, atol=1e-5)
