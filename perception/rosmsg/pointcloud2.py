@@ -57,6 +57,9 @@ RADAR_COLUMN_OF_FIELD = {field: column for column, field in RADAR_FIELD_OF_COLUM
 RADAR_COLUMNS = ("x", "y", "z", "doppler_mps", "doppler_compensated_mps", "rcs_dbsm")
 """The radar columns every radar PointCloud2 carries, in field order."""
 XYZ = ("x", "y", "z")
+MAX_POINT_STEP_BYTES = 1 << 16
+"""The largest point a cloud may declare. Real sensors use tens of bytes; NumPy cannot describe
+a point of 2**31 bytes or more, which the message's uint32 field allows."""
 TIME_OFFSET_COLUMN = "time_offset_s"
 TIME_FIELD_SCALE_S: dict[str, float] = {"time_offset_s": 1.0, "time": 1.0, "t": 1e-9,
                                         "offset_time": 1e-9}
@@ -78,8 +81,9 @@ def cloud_dtype(msg: Any, topic: str = "") -> np.dtype:
         ConversionError: unsupported datatype, duplicate or overlapping-the-end field, or a
             non-positive ``point_step``.
     """
-    if msg.point_step <= 0:
-        raise conversion_error(topic, msg, f"point_step must be > 0, got {msg.point_step}")
+    if not 0 < msg.point_step <= MAX_POINT_STEP_BYTES:
+        raise conversion_error(topic, msg, f"point_step must be in [1, {MAX_POINT_STEP_BYTES}] "
+                                           f"bytes, got {msg.point_step}")
     order = ">" if msg.is_bigendian else "<"
     names, formats, offsets = [], [], []
     for field in msg.fields:

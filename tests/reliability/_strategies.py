@@ -87,5 +87,8 @@ def mutated_tree(draw, base, values=None):
         if draw(st.integers(0, 3)) == 0:
             del parent[path[-1]]
         else:
-            parent[path[-1]] = draw(values if values is not None else json_values())
+            # a copy: a strategy may hand out one shared list or dict (st.sampled_from does),
+            # and two edits placing it inside itself would make the tree a cycle
+            parent[path[-1]] = copy.deepcopy(draw(values if values is not None else
+                                                  json_values()))
     return tree

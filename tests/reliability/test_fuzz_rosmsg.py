@@ -381,6 +381,19 @@ def test_cloud_of_height_zero_is_an_empty_cloud():
         is_dense=True)
     assert len(_read_cloud(msg, None).points) == 0
 
+
+def test_cloud_with_a_point_step_numpy_cannot_hold_is_refused():
+    """``point_step = 2**31`` (a valid uint32) with a field inside it: ``np.dtype`` raised an
+    untyped ValueError ("integer won't fit into a C int") (found by ``pointcloud2`` at
+    10,000 inputs)."""
+    msg = _T["sensor_msgs/msg/PointCloud2"](
+        header=_header(), height=1, width=0,
+        fields=[_T["sensor_msgs/msg/PointField"](name="x", offset=0, datatype=7, count=1)],
+        is_bigendian=False, point_step=2**31, row_step=0, data=np.zeros(0, np.uint8),
+        is_dense=False)
+    with pytest.raises(ConversionError, match="point_step must be in"):
+        _read_cloud(msg, None)
+
 @pytest.mark.parametrize("blob", _BOMBS[:5], ids=["png30k", "png12k", "png_wide", "jpeg65k",
                                                    "jpeg12k"])
 def test_compressed_image_claiming_a_huge_size_is_refused_before_decoding(blob):
