@@ -36,7 +36,11 @@ from .conversions.image import (
 )
 from .conversions.pointcloud2 import cloud_to_lidar_sweep, cloud_to_radar_scan
 from .conversions.stamps import header_stamp_ns
-from .conversions.tf import pose_stamped_to_ego_pose, tf_message_to_transforms
+from .conversions.tf import (
+    pose_stamped_to_ego_pose,
+    sensor_mounting,
+    tf_message_to_transforms,
+)
 from .node_base import Diagnostics, guarded, latched_qos, sensor_qos
 
 POLL_PERIOD_S = 0.02
@@ -152,10 +156,17 @@ class SensorInputs:
                                   f"/tf_static")
         return self.transforms[frame_id]
 
+    def mounting(self, name: str, msg: Any) -> Calibration:
+        """Lidar or radar ``name``'s calibration: its mounting from ``/tf_static`` (see
+        :func:`~perception.rosmsg.tf.sensor_mounting`; identity until that has come)."""
+        return Calibration(name, sensor_mounting(name, msg.header.frame_id, self.transforms,
+                                                 self.params.vehicle_frame))
+
     def on_lidar(self, msg: PointCloud2) -> None:
         name, topic = self.params.lidar_name, topics.LIDAR_POINTS
         stamp = header_stamp_ns(msg)
-        sweep = cloud_to_lidar_sweep(msg, name, stamp, topic, self.T_vehicle(msg, topic))
+        sweep = cloud_to_lidar_sweep(msg, name, stamp, topic, self.T_vehicle(msg, topic),
+                                     self.mounting(name, msg))
         if self.require_points and len(sweep.points) == 0:
             raise ConversionError(f"{topic} [stamp {stamp} ns]: no finite point in "
                                   f"{msg.width * msg.height} points")
@@ -167,7 +178,8 @@ class SensorInputs:
 
         def on_radar(msg: PointCloud2) -> None:
             stamp = header_stamp_ns(msg)
-            scan = cloud_to_radar_scan(msg, name, stamp, topic, self.T_vehicle(msg, topic))
+            scan = cloud_to_radar_scan(msg, name, stamp, topic, self.T_vehicle(msg, topic),
+                                       self.mounting(name, msg))
             self.diagnostics.received(name, stamp)
             self.push(scan)
 

@@ -29,7 +29,7 @@ from ..config import load_yaml_with_base
 from ..errors import CalibrationError, ConfigError, ConversionError, ValidationError
 from ..geometry import make_transform, quaternion_to_matrix
 from ..rosmsg.image import camera_info_to_calibration
-from ..rosmsg.tf import parent_map, resolve_frames
+from ..rosmsg.tf import parent_map, resolve_frames, sensor_mounting
 from ..types import Calibration, CameraConvention
 
 DEFAULT_VEHICLE_FRAME = "base_link"
@@ -159,9 +159,15 @@ class CalibrationStore:
         return T
 
     def sensor_calibration(self, name: str, frame_id: str, topic: str) -> Calibration:
-        """A lidar's or radar's calibration (its frame -> vehicle)."""
-        T = self.T_vehicle(frame_id, topic)
-        return Calibration(name, np.eye(4) if T is None else T)
+        """A lidar's or radar's calibration (its mounting, see
+        :func:`~perception.rosmsg.tf.sensor_mounting`).
+
+        Raises:
+            ConversionError: no transform from ``frame_id`` (see :meth:`T_vehicle`).
+        """
+        self.T_vehicle(frame_id, topic)
+        return Calibration(name, sensor_mounting(name, frame_id, self._resolved,
+                                                 self.vehicle_frame))
 
     def camera(self, name: str, frame_id: str, topic: str) -> Calibration:
         """Camera ``name``'s calibration for an image in ``frame_id`` (its optical frame).

@@ -18,6 +18,7 @@ from ..geometry import make_transform, matrix_to_quaternion, quaternion_to_matri
 from ..types import EgoPose
 from .factory import MessageFactory, header_msg
 from .stamps import conversion_error, stamp_to_ns
+from .topics import sensor_frame
 
 MAX_CHAIN = 16
 """Longest parent chain followed when resolving a frame to the vehicle frame."""
@@ -97,6 +98,26 @@ def tf_message_to_transforms(msg: Any, vehicle_frame: str, topic: str = ""
         if T is not None:
             resolved[frame] = T
     return resolved
+
+
+def sensor_mounting(name: str, frame_id: str, transforms: Mapping[str, np.ndarray],
+                    vehicle_frame: str) -> np.ndarray:
+    """(4, 4) ``T_vehicle_sensor`` of lidar or radar ``name`` whose cloud is in ``frame_id``.
+
+    A cloud published already in the vehicle frame (as the simulator and our bags do) no
+    longer says where its sensor sits, yet a radar's Doppler is radial from the sensor: the
+    sensor's own frame (:func:`~.topics.sensor_frame`) in ``transforms`` gives it. Otherwise
+    the cloud's frame is the sensor's; identity when that is the vehicle frame, or unknown.
+
+    Args:
+        transforms: ``{frame: T_vehicle_frame}`` (see :func:`tf_message_to_transforms`).
+    """
+    own = transforms.get(sensor_frame(name))
+    if own is not None:
+        return own
+    if frame_id == vehicle_frame or frame_id not in transforms:
+        return np.eye(4)
+    return transforms[frame_id]
 
 
 def _chain_to(frame: str, root: str, parent_of: Mapping[str, tuple[str, np.ndarray]]

@@ -17,6 +17,7 @@ from perception.rosmsg import tf as _shared
 from perception.rosmsg.tf import (
     MAX_CHAIN,
     pose_stamped_to_ego_pose,
+    sensor_mounting,
     tf_message_to_transforms,
     transform_to_matrix,
 )
@@ -25,8 +26,8 @@ from perception.types import EgoPose
 from .messages import RCLPY
 
 __all__ = ["MAX_CHAIN", "ego_pose_to_pose_stamped", "matrix_to_transform",
-           "pose_stamped_to_ego_pose", "tf_message_to_transforms", "transform_to_matrix",
-           "transforms_to_tf_message"]
+           "pose_stamped_to_ego_pose", "sensor_mounting", "tf_message_to_transforms",
+           "transform_to_matrix", "transforms_to_tf_message"]
 
 
 def matrix_to_transform(T: np.ndarray, parent: str, child: str, stamp_ns: int

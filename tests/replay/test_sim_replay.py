@@ -32,6 +32,8 @@ def assert_same_frames(original, back) -> None:
     assert [f.stamp_ns for f in back] == [f.stamp_ns for f in original]
     for a, b in zip(original, back):
         assert b.lidar.columns == a.lidar.columns
+        np.testing.assert_allclose(b.lidar.calibration.T_vehicle_sensor,
+                                   a.lidar.calibration.T_vehicle_sensor, atol=1e-12)
         np.testing.assert_array_equal(b.lidar.points, a.lidar.points)
         assert sorted(b.cameras) == sorted(a.cameras) and sorted(b.radars) == sorted(a.radars)
         for name, image in a.cameras.items():
@@ -43,6 +45,10 @@ def assert_same_frames(original, back) -> None:
                                        image.calibration.T_vehicle_optical, atol=1e-12)
         for name, scan in a.radars.items():
             assert b.radars[name].columns == scan.columns
+            # the radar's mounting (its Doppler is radial from there), though the cloud is
+            # stored in the vehicle frame
+            np.testing.assert_allclose(b.radars[name].calibration.T_vehicle_sensor,
+                                       scan.calibration.T_vehicle_sensor, atol=1e-12)
             np.testing.assert_array_equal(b.radars[name].points, scan.points)
         np.testing.assert_array_equal(b.boxes.boxes, a.boxes.boxes)
         np.testing.assert_array_equal(b.boxes.ids, a.boxes.ids)

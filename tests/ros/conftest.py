@@ -47,9 +47,7 @@ class Launched:
     def interrupt(self, sig: int = signal.SIGINT) -> int:
         """Ctrl-C (or ``sig``) the launcher and wait for it (and its nodes) to finish."""
         self.process.send_signal(sig)
-        code = self.process.wait(timeout=DEADLINE_S)
-        self.reader.join(timeout=5)
-        return code
+        return self.wait()
 
     def terminate(self) -> int:
         return self.interrupt(signal.SIGTERM)
@@ -57,6 +55,8 @@ class Launched:
     def wait(self) -> int:
         code = self.process.wait(timeout=DEADLINE_S)
         self.reader.join(timeout=5)
+        if code != 0:  # pytest shows what was printed when the test's assertion then fails
+            print(f"launcher {self.process.args[3:]} exited {code}:\n{self.output[-4000:]}")
         return code
 
     def kill(self) -> None:

@@ -46,6 +46,7 @@ from ros_nodes.conversions.tf import (
     ego_pose_to_pose_stamped,
     matrix_to_transform,
     pose_stamped_to_ego_pose,
+    sensor_mounting,
     tf_message_to_transforms,
     transform_to_matrix,
     transforms_to_tf_message,
@@ -200,6 +201,22 @@ def test_transform_round_trip_and_tf_chain():
     assert set(resolved) == {"top", "top_extra"}
     np.testing.assert_allclose(resolved["top_extra"], T_vehicle_lidar @ T_lidar_extra,
                                atol=1e-12)
+
+
+def test_sensor_mounting_of_a_cloud_in_the_vehicle_frame():
+    """A radar cloud already in the vehicle frame keeps its sensor's mounting (its Doppler is
+    radial from there) when /tf_static has the sensor's frame; else the cloud's frame."""
+    T_vehicle_radar = make_transform(rotation_z(0.3), [3.8, 0.2, 0.6])
+    T_vehicle_top = make_transform(rotation_z(-0.1), [1.0, 0.0, 1.8])
+    resolved = tf_message_to_transforms(transforms_to_tf_message(
+        {"radar_front": T_vehicle_radar, "top": T_vehicle_top}, "base_link", STAMP_NS),
+        "base_link")
+    np.testing.assert_allclose(sensor_mounting("RADAR_FRONT", "base_link", resolved,
+                                               "base_link"), T_vehicle_radar, atol=1e-12)
+    np.testing.assert_allclose(sensor_mounting("RADAR_REAR", "top", resolved, "base_link"),
+                               T_vehicle_top, atol=1e-12)
+    np.testing.assert_array_equal(sensor_mounting("RADAR_REAR", "base_link", resolved,
+                                                  "base_link"), np.eye(4))
 
 
 def test_malformed_transform():
