@@ -36,6 +36,13 @@ class ConcatFuser(nn.Module):
 
     def forward(self, features: dict[Modality, torch.Tensor], present: torch.Tensor
                 ) -> torch.Tensor:
+        maps, flags = self.fuser_inputs(features, present)
+        return self.fuse(torch.cat([maps, flags], 1))
+
+    def fuser_inputs(self, features: dict[Modality, torch.Tensor], present: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, sum C_m, H, W) maps, an absent modality's replaced by its learnt embedding,
+        and (B, M, H, W) presence flags (1.0 where present): the convolution's input."""
         parts = []
         for i, m in enumerate(self.modalities):
             f = features[m]
@@ -43,7 +50,7 @@ class ConcatFuser(nn.Module):
             parts.append(torch.where(here, f, self.absent[m.value].view(1, -1, 1, 1).to(f.dtype)))
         ref = parts[0]
         flags = present.to(ref.dtype)[:, :, None, None].expand(-1, -1, *ref.shape[-2:])
-        return self.fuse(torch.cat(parts + [flags], 1))
+        return torch.cat(parts, 1), flags
 
     @torch.no_grad()
     def load_single_modality(self, modality: Modality, state: dict[str, torch.Tensor]) -> None:

@@ -152,3 +152,48 @@ def test_fast_jpeg_decodes_at_a_reduced_scale(nuscenes_frames):
     diff = (fast.images - full.images).abs()
     assert diff.mean() < 0.02 and diff.max() < 0.5
     torch.testing.assert_close(fast.intrinsics, full.intrinsics)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_split_input_fuser_equals_the_concat_fuser(batch):
+    """The exported fuser (first convolution split into maps and presence flags) computes the
+    shipped ConcatFuser's function for every presence mask, absent maps non-finite."""
+    from perception.export.graphs import SplitInputConcatFuser
+    from perception.types import Modality
+
+    fuser = read_detector(shipped_weights_path()).model.fuser.eval()
+    split = SplitInputConcatFuser(fuser).eval()
+    channels = {Modality.LIDAR: 64, Modality.CAMERA: 64, Modality.RADAR: 32}
+    gen = torch.Generator().manual_seed(batch)
+    features = {m: torch.randn(batch, channels[m], 24, 20, generator=gen)
+                for m in fuser.modalities}
+    for mask in range(1, 8):
+        present = torch.tensor([[bool(mask >> i & 1) for i in range(3)]] * batch)
+        present[0] = True  # samples of one batch with different sensors
+        feats = {m: torch.where(present[:, i, None, None, None], f, torch.nan)
+                 for i, (m, f) in enumerate(features.items())}
+        with torch.no_grad():
+            want, got = fuser(feats, present), split(feats, present)
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_scatter_to_bev_equals_rows_then_permute():
+    """Pillar features written straight into the channels-first map equal the rows-then-
+    permute placement, gradients included, for several samples with empty cells."""
+    from perception.models.common import scatter_to_bev
+
+    B, H, W, C = 3, 12, 10, 5
+    gen = torch.Generator().manual_seed(0)
+    flat_cells = torch.randperm(B * H * W, generator=gen)[:150]
+    b, cell = flat_cells // (H * W), flat_cells % (H * W)
+    coords = torch.stack([b, torch.zeros_like(b), cell % W, cell // W], 1).int()
+    features = torch.randn(150, C, dtype=torch.float64, generator=gen, requires_grad=True)
+    got = scatter_to_bev(features, coords, B, (H, W))
+    rows = features.new_zeros((B * H * W, C)).index_copy(0, flat_cells, features)
+    want = rows.view(B, H, W, C).permute(0, 3, 1, 2)
+    assert torch.equal(got, want) and got.is_contiguous()
+    weights = torch.randn(B, C, H, W, dtype=torch.float64, generator=gen)
+    (grad_got,) = torch.autograd.grad((got * weights).sum(), features)
+    (grad_want,) = torch.autograd.grad((want * weights).sum(), features)
+    assert torch.equal(grad_got, grad_want)

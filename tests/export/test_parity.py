@@ -140,6 +140,21 @@ def test_shipped_model_all_masks(shipped, nuscenes_frames):
     assert_boxes_identical(decoded_a, decoded_b)
 
 
+def test_camera_branch_beside_the_point_branches_gives_the_same_outputs(shipped,
+                                                                       nuscenes_frames):
+    """With 2 threads the camera branch runs in a worker beside lidar and radar: the heads
+    equal the 1-thread (one after the other) run's for every modality mask."""
+    model, out = shipped
+    serial = OnnxRuntimeDetector(model, out, threads=1)
+    overlapped = OnnxRuntimeDetector(model, out, threads=2)
+    assert serial._camera_worker is None and overlapped._camera_worker is not None
+    batch = masked_batch(nuscenes_frames[:1], model.spec, masks(model.modalities))
+    with torch.no_grad():
+        a, b = serial(batch), overlapped(batch)
+    assert_heads_close(a, b)
+    assert_boxes_identical(serial.decode(batch, a), overlapped.decode(batch, b))
+
+
 def test_export_dir_alone_gives_the_same_detector(shipped, nuscenes_frames):
     model, out = shipped
     alone = load_onnx_detector(out, threads=1)
