@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,24 @@ def launch_with_env() -> Iterator[Callable[..., Launched]]:
     yield start
     for launched in started:
         launched.kill()
+
+
+ANSWER_WAIT_S = 5.0
+"""How long a service call waits for its answer before it is sent again."""
+
+
+def call_until_answered(node, send: Callable[[], Any], wait: Callable[..., None],
+                        what: str) -> Any:
+    """``send()`` an idempotent service request and spin until its future is done, sending it
+    again every ANSWER_WAIT_S: right after discovery, DDS can take a request before the
+    server's reply writer has matched the client ("failed to send response (timeout)"), and
+    that answer is lost. ``wait(condition, what)`` spins (and fails after its own guard)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        future = send()
+        resend = time.monotonic() + ANSWER_WAIT_S
+        wait(lambda: future.done() or time.monotonic() > min(resend, deadline), what)
+        if future.done():
+            return future.result()
+        if time.monotonic() > deadline:
+            pytest.fail(f"no answer for {what} in {DEADLINE_S:.0f} s")

@@ -21,6 +21,8 @@ from ros_nodes.launcher import (
     resolve_launch_file,
 )
 
+from .conftest import call_until_answered
+
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
 """Guard against hangs only."""
@@ -205,10 +207,12 @@ def _remote_parameters(node, spin, remote: str, names: list[str], launched) -> d
 
     client = AsyncParameterClient(node, remote)
     spin(node, client.services_are_ready, f"the parameter services of {remote}", launched)
-    future = client.get_parameters(names)
-    spin(node, future.done, f"the parameters of {remote}", launched)
+    result = call_until_answered(
+        node, lambda: client.get_parameters(names),
+        lambda condition, what: spin(node, condition, what, launched),
+        f"the parameters of {remote}")
     return {name: parameter_value_to_python(value)
-            for name, value in zip(names, future.result().values)}
+            for name, value in zip(names, result.values)}
 
 
 def test_launch_arguments_override_the_params_file_only_when_given(tmp_path, launch, ros_node,

@@ -20,7 +20,7 @@ from vision_msgs.msg import Detection3DArray
 from ros_nodes.conversions.stamps import stamp_to_ns
 from ros_nodes.node_base import reliable_qos, sensor_qos
 
-from .conftest import DEADLINE_S, REPO
+from .conftest import DEADLINE_S, REPO, call_until_answered
 
 FRAMES = 3
 
@@ -104,9 +104,10 @@ def test_start_paused_resume_by_parameter_and_loop(ros_node, sim_bag):
     assert truth == []  # paused: nothing is published
     request = SetParameters.Request(parameters=[Parameter(name="paused", value=ParameterValue(
         type=ParameterType.PARAMETER_BOOL, bool_value=False))])
-    future = client.call_async(request)
-    _spin_until(ros_node, future.done, "the resume call", player)
-    assert future.result().results[0].successful
+    result = call_until_answered(
+        ros_node, lambda: client.call_async(request),
+        lambda condition, what: _spin_until(ros_node, condition, what, player), "the resume call")
+    assert result.results[0].successful
     _spin_until(ros_node, lambda: len(truth) >= FRAMES + 2, "a second round", player)
     received = _stamps(truth)
     assert received[:FRAMES] == stamps and received[FRAMES] == stamps[0]  # looped
