@@ -19,8 +19,8 @@ provider; with ``onnxruntime-gpu`` the CUDA provider is used when asked for.
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np

@@ -115,9 +115,7 @@ def sensor_mounting(name: str, frame_id: str, transforms: Mapping[str, np.ndarra
     own = transforms.get(sensor_frame(name))
     if own is not None:
         return own
-    if frame_id == vehicle_frame or frame_id not in transforms:
-        return np.eye(4)
-    return transforms[frame_id]
+    return np.eye(4) if frame_id == vehicle_frame else transforms.get(frame_id, np.eye(4))
 
 
 def _chain_to(frame: str, root: str, parent_of: Mapping[str, tuple[str, np.ndarray]]
