@@ -7,7 +7,9 @@ exit code 2 on invalid parameters).
 from __future__ import annotations
 
 import array
+import faulthandler
 import os
+import signal
 import sys
 import threading
 import time
@@ -23,6 +25,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64
 
 from perception.align import DeadlineMonitor, Health
@@ -45,6 +48,9 @@ PROCESSING_WINDOW = 50
 """Outputs kept for the processing-time statistics."""
 DDS_PROFILE_OPTION = "--dds-profile"
 DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+SIGNAL_CHECK_S = 0.05
+"""Longest wait for callbacks in a node with its own loop: Ctrl-C and SIGTERM are taken
+between waits (:func:`run_node`)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -376,6 +382,23 @@ def apply_dds_profile(argv: list[str], environ: Any = None) -> tuple[list[str], 
 # main()
 # ------------------------------------------------------------------------------------------
 
+def stop_on_signals_in_main_thread() -> None:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread; the first one only,
+    so that a second signal does not cut the clean shutdown short (SIGKILL still does)."""
+    def ignore(signum, frame) -> None:
+        # not SIG_IGN: a signal already taken by the OS but not yet by Python would then raise
+        # "ignored due to race condition"
+        pass
+
+    def stop(signum, frame) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, ignore)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
 def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None = None,
              argv: list[str] | None = None) -> int:
     """Initialise rclpy, build the node, spin until Ctrl-C / SIGTERM / the end, shut down.
@@ -385,9 +408,18 @@ def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None 
     printed on stderr, naming the parameter). ``--dds-profile=PATH`` is handled first (see
     :func:`apply_dds_profile`).
     """
+    faulthandler.enable()  # a crash in native code prints the Python stack of every thread
     allocator_note = settle_allocator()  # before any thread starts: arenas are per thread
     args, dds_note = apply_dds_profile(list(sys.argv if argv is None else argv))
-    rclpy.init(args=args)
+    if spin is None:
+        rclpy.init(args=args)
+    else:
+        # A node with its own loop is in Python code most of the time, where rclpy's handler
+        # would shut the context down from its signal thread while this thread publishes or
+        # destroys the node (a crash). Its loop waits at most tens of milliseconds, so the
+        # signal is taken in this thread instead, between waits of at most SIGNAL_CHECK_S.
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        stop_on_signals_in_main_thread()
     node = None
     try:
         node = make_node()

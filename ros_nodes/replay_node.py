@@ -39,7 +39,7 @@ from perception.replay.sources import LogKind, detect_kind, open_frame_log
 
 from .conversions.messages import RCLPY
 from .conversions.stamps import ns_to_stamp
-from .node_base import load_parameters, reliable_qos, run_node
+from .node_base import SIGNAL_CHECK_S, load_parameters, reliable_qos, run_node
 
 NODE_NAME = "replay"
 PUBLISHERS_FROM_FIRST = 500
@@ -256,18 +256,23 @@ class ReplayNode(Node):
 
 
 def _wait(executor: SingleThreadedExecutor, node: ReplayNode, log_ns: int) -> bool:
-    """Serve callbacks and publish ``/clock`` until ``log_ns`` is due (paused time does not
-    count); False once the node is shut down."""
-    period_s = 1.0 / node.params.clock_hz
+    """Serve callbacks and publish ``/clock`` at ``clock_hz`` until ``log_ns`` is due (paused
+    time does not count); False once the node is shut down."""
+    period_ns = int(NS_PER_S / node.params.clock_hz)
+    next_clock_ns = 0
     while node.context.ok():
+        timeout_s = SIGNAL_CHECK_S  # the loop takes Ctrl-C between waits
         if not node.clock.paused:
-            remaining_s = (node.clock.wall_due_ns(log_ns) - time.monotonic_ns()) / 1e9
-            if remaining_s <= 0:
+            now_ns = time.monotonic_ns()
+            remaining_ns = node.clock.wall_due_ns(log_ns) - now_ns
+            if remaining_ns <= 0:
                 return True
-            node.publish_clock(min(node.clock.now_ns(), log_ns))
+            if now_ns >= next_clock_ns:
+                node.publish_clock(min(node.clock.now_ns(), log_ns))
+                next_clock_ns = now_ns + period_ns
+            timeout_s = min(timeout_s, remaining_ns / 1e9, (next_clock_ns - now_ns) / 1e9)
         try:
-            executor.spin_once(timeout_sec=period_s if node.clock.paused
-                               else min(period_s, remaining_s))
+            executor.spin_once(timeout_sec=timeout_s)
         except RCLError:
             if node.context.ok():
                 raise
@@ -278,7 +283,7 @@ def _wait(executor: SingleThreadedExecutor, node: ReplayNode, log_ns: int) -> bo
 def _sleep(executor: SingleThreadedExecutor, node: ReplayNode, seconds: float) -> bool:
     end = time.monotonic() + seconds
     while node.context.ok() and time.monotonic() < end:
-        executor.spin_once(timeout_sec=max(0.0, min(0.05, end - time.monotonic())))
+        executor.spin_once(timeout_sec=max(0.0, min(SIGNAL_CHECK_S, end - time.monotonic())))
     return node.context.ok()
 
 

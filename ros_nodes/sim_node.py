@@ -46,6 +46,7 @@ from .conversions.pointcloud2 import lidar_sweep_to_cloud, radar_scan_to_cloud
 from .conversions.stamps import ns_to_stamp
 from .conversions.tf import ego_pose_to_pose_stamped, transforms_to_tf_message
 from .node_base import (
+    SIGNAL_CHECK_S,
     Diagnostics,
     latched_qos,
     load_parameters,
@@ -174,11 +175,11 @@ def _wait_until(executor: SingleThreadedExecutor, node: SimNode, due_ns: int) ->
     while node.context.ok():
         remaining_s = (due_ns - time.time_ns()) / 1e9
         try:
-            executor.spin_once(timeout_sec=max(remaining_s, 0.0))
+            executor.spin_once(timeout_sec=min(max(remaining_s, 0.0), SIGNAL_CHECK_S))
         except RCLError:
             if node.context.ok():
                 raise
-            return False  # a signal shut the context down while waiting
+            return False  # the context was shut down while waiting
         if remaining_s <= 0:
             return node.context.ok()
     return False
@@ -197,7 +198,7 @@ def play(node: SimNode) -> None:
         except RCLError:
             if node.context.ok():
                 raise
-            return  # shut down by a signal between the check and the publish
+            return  # shut down between the check and the publish
     node.get_logger().info(f"scenario finished: {node.published} sensor messages published")
     node.diagnostics.publish()
     _wait_until(executor, node, time.time_ns() + 100_000_000)
