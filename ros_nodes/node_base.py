@@ -22,7 +22,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -49,8 +49,8 @@ PROCESSING_WINDOW = 50
 DDS_PROFILE_OPTION = "--dds-profile"
 DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 SIGNAL_CHECK_S = 0.05
-"""Longest wait for callbacks in a node with its own loop: Ctrl-C and SIGTERM are taken
-between waits (:func:`run_node`)."""
+"""Longest wait for callbacks in every node's loop: Ctrl-C and SIGTERM are taken between waits
+(:func:`run_node`)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -399,37 +399,52 @@ def stop_on_signals_in_main_thread() -> None:
         signal.signal(sig, stop)
 
 
+def ignore_signals_until_exit() -> None:
+    """SIGINT and SIGTERM do nothing from here on. Python's finalisation puts the default
+    handlers back in place of its own, so a second signal (the launcher escalates) arriving
+    while the process exits would kill it with that signal's code instead of the node's.
+    ``signal.signal`` first runs the handlers of signals already received, so none is left
+    pending when SIG_IGN takes over."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def spin_until_signal(node: Node) -> None:
+    """``rclpy.spin(node)`` with waits of at most ``SIGNAL_CHECK_S``, so that the Python signal
+    handler of :func:`stop_on_signals_in_main_thread` runs in this thread between them."""
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    while node.context.ok():
+        executor.spin_once(timeout_sec=SIGNAL_CHECK_S)
+
+
 def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None = None,
              argv: list[str] | None = None) -> int:
     """Initialise rclpy, build the node, spin until Ctrl-C / SIGTERM / the end, shut down.
 
-    ``spin(node)`` replaces ``rclpy.spin(node)`` for nodes with their own loop. Returns the
+    ``spin(node)`` replaces :func:`spin_until_signal` for nodes with their own loop. Returns the
     process exit code: 0 on a clean stop, 2 when the parameters are invalid (the reason is
     printed on stderr, naming the parameter). ``--dds-profile=PATH`` is handled first (see
     :func:`apply_dds_profile`).
+
+    Signals are taken in the main thread, never by rclpy's handler: that one shuts the context
+    down from its own thread while this thread may be taking a message, publishing or
+    destroying the node, which raised from rclpy's bindings or crashed. Every wait here lasts
+    at most ``SIGNAL_CHECK_S``, so a signal is taken within that time, and every rcl call of
+    the shutdown happens in this thread.
     """
     faulthandler.enable()  # a crash in native code prints the Python stack of every thread
     allocator_note = settle_allocator()  # before any thread starts: arenas are per thread
     args, dds_note = apply_dds_profile(list(sys.argv if argv is None else argv))
-    if spin is None:
-        rclpy.init(args=args)
-    else:
-        # A node with its own loop is in Python code most of the time, where rclpy's handler
-        # would shut the context down from its signal thread while this thread publishes or
-        # destroys the node (a crash). Its loop waits at most tens of milliseconds, so the
-        # signal is taken in this thread instead, between waits of at most SIGNAL_CHECK_S.
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        stop_on_signals_in_main_thread()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop_on_signals_in_main_thread()
     node = None
     try:
         node = make_node()
         for note in (dds_note, allocator_note):
             if note:
                 node.get_logger().info(note)
-        if spin is None:
-            rclpy.spin(node)
-        else:
-            spin(node)
+        (spin or spin_until_signal)(node)
         return 0
     except ConfigError as exc:
         print(f"invalid parameters, not starting: {exc}", file=sys.stderr, flush=True)
@@ -445,3 +460,4 @@ def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None 
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        ignore_signals_until_exit()
