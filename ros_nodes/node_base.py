@@ -382,21 +382,32 @@ def apply_dds_profile(argv: list[str], environ: Any = None) -> tuple[list[str], 
 # main()
 # ------------------------------------------------------------------------------------------
 
+_STOP = threading.Event()
+
+
 def stop_on_signals_in_main_thread() -> None:
-    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread; the first one only,
-    so that a second signal does not cut the clean shutdown short (SIGKILL still does)."""
-    def ignore(signum, frame) -> None:
-        # not SIG_IGN: a signal already taken by the OS but not yet by Python would then raise
-        # "ignored due to race condition"
-        pass
+    """SIGINT and SIGTERM ask the node to stop: :func:`running` turns False, and the loop
+    that waits for callbacks (never longer than ``SIGNAL_CHECK_S``) returns.
 
+    The handler only sets a flag. It runs in the main thread at the next bytecode, which may
+    be Python code that rclpy's bindings call into while they take a message (its
+    conversion); an exception raised there comes out of the bindings as "Unable to convert
+    call argument" instead of ``KeyboardInterrupt``."""
     def stop(signum, frame) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, ignore)
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        _STOP.set()
 
+    _STOP.clear()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+
+
+def stop_requested() -> bool:
+    return _STOP.is_set()
+
+
+def running(node: Node) -> bool:
+    """True until Ctrl-C / SIGTERM or the context's shutdown."""
+    return node.context.ok() and not _STOP.is_set()
 
 
 def ignore_signals_until_exit() -> None:
@@ -410,11 +421,11 @@ def ignore_signals_until_exit() -> None:
 
 
 def spin_until_signal(node: Node) -> None:
-    """``rclpy.spin(node)`` with waits of at most ``SIGNAL_CHECK_S``, so that the Python signal
-    handler of :func:`stop_on_signals_in_main_thread` runs in this thread between them."""
+    """``rclpy.spin(node)`` until :func:`running` is False, with waits of at most
+    ``SIGNAL_CHECK_S``, so that a signal stops it within that time."""
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
-    while node.context.ok():
+    while running(node):
         executor.spin_once(timeout_sec=SIGNAL_CHECK_S)
 
 
@@ -428,10 +439,12 @@ def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None 
     :func:`apply_dds_profile`).
 
     Signals are taken in the main thread, never by rclpy's handler: that one shuts the context
-    down from its own thread while this thread may be taking a message, publishing or
-    destroying the node, which raised from rclpy's bindings or crashed. Every wait here lasts
-    at most ``SIGNAL_CHECK_S``, so a signal is taken within that time, and every rcl call of
-    the shutdown happens in this thread.
+    down from its own thread while this thread may be publishing or destroying the node (the
+    player crashed), and raises ``KeyboardInterrupt`` wherever the main thread is, inside
+    rclpy's bindings too (a tracker exited with a ``RuntimeError`` from them). Here a signal
+    sets a flag (:func:`stop_on_signals_in_main_thread`) that every loop checks between waits
+    of at most ``SIGNAL_CHECK_S``; the node is then destroyed and rclpy shut down in this
+    thread.
     """
     faulthandler.enable()  # a crash in native code prints the Python stack of every thread
     allocator_note = settle_allocator()  # before any thread starts: arenas are per thread

@@ -39,7 +39,7 @@ from perception.replay.sources import LogKind, detect_kind, open_frame_log
 
 from .conversions.messages import RCLPY
 from .conversions.stamps import ns_to_stamp
-from .node_base import SIGNAL_CHECK_S, load_parameters, reliable_qos, run_node
+from .node_base import SIGNAL_CHECK_S, load_parameters, reliable_qos, run_node, running
 
 NODE_NAME = "replay"
 PUBLISHERS_FROM_FIRST = 500
@@ -260,7 +260,7 @@ def _wait(executor: SingleThreadedExecutor, node: ReplayNode, log_ns: int) -> bo
     time does not count); False once the node is shut down."""
     period_ns = int(NS_PER_S / node.params.clock_hz)
     next_clock_ns = 0
-    while node.context.ok():
+    while running(node):
         timeout_s = SIGNAL_CHECK_S  # the loop takes Ctrl-C between waits
         if not node.clock.paused:
             now_ns = time.monotonic_ns()
@@ -282,9 +282,9 @@ def _wait(executor: SingleThreadedExecutor, node: ReplayNode, log_ns: int) -> bo
 
 def _sleep(executor: SingleThreadedExecutor, node: ReplayNode, seconds: float) -> bool:
     end = time.monotonic() + seconds
-    while node.context.ok() and time.monotonic() < end:
+    while running(node) and time.monotonic() < end:
         executor.spin_once(timeout_sec=max(0.0, min(SIGNAL_CHECK_S, end - time.monotonic())))
-    return node.context.ok()
+    return running(node)
 
 
 def play(node: ReplayNode) -> None:

@@ -52,6 +52,7 @@ from .node_base import (
     load_parameters,
     reliable_qos,
     run_node,
+    running,
     sensor_qos,
 )
 from .params import SimNodeParams
@@ -172,7 +173,7 @@ class SimNode(Node):
 
 def _wait_until(executor: SingleThreadedExecutor, node: SimNode, due_ns: int) -> bool:
     """Serve callbacks (diagnostics) until ``due_ns``; False once the node is shut down."""
-    while node.context.ok():
+    while running(node):
         remaining_s = (due_ns - time.time_ns()) / 1e9
         try:
             executor.spin_once(timeout_sec=min(max(remaining_s, 0.0), SIGNAL_CHECK_S))
@@ -181,7 +182,7 @@ def _wait_until(executor: SingleThreadedExecutor, node: SimNode, due_ns: int) ->
                 raise
             return False  # the context was shut down while waiting
         if remaining_s <= 0:
-            return node.context.ok()
+            return running(node)
     return False
 
 
