@@ -152,12 +152,23 @@ class FuserConfig:
             ``subset`` keeps a non-empty proper subset of the present modalities, drawn
             uniformly (with 3 present: each of the 6 smaller subsets), so the model also
             trains on a single sensor of a fused rig.
+        subset_size_weights: ``subset`` mode only: relative weight of keeping 1, 2, ...
+            modalities (the size first, then a subset of that size uniformly); empty draws
+            every subset equally often. ``[3, 1]`` with 3 present keeps one sensor in 3 of 4
+            dropped samples, to train the single-sensor cases more.
     """
 
     kind: Literal["concat", "gated"] = "concat"
     out_channels: int = field(default=64, metadata={"gt": 0})
     modality_dropout: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
     modality_dropout_mode: Literal["one", "subset"] = "one"
+    subset_size_weights: tuple[float, ...] = field(default=(), metadata={"ge": 0.0})
+
+    def validate(self) -> None:
+        if self.subset_size_weights and self.modality_dropout_mode != "subset":
+            raise ValueError("subset_size_weights: needs modality_dropout_mode: subset")
+        if self.subset_size_weights and sum(self.subset_size_weights) <= 0:
+            raise ValueError("subset_size_weights: at least one weight must be > 0")
 
 
 @dataclass

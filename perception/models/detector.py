@@ -193,7 +193,8 @@ class FusionDetector(_DetectorBase):
         used = self.used_mask(batch)
         if self.training and self.config.fuser.modality_dropout > 0:
             used = modality_dropout(used, self.config.fuser.modality_dropout,
-                                    mode=self.config.fuser.modality_dropout_mode)
+                                    mode=self.config.fuser.modality_dropout_mode,
+                                    size_weights=self.config.fuser.subset_size_weights)
         batch = dataclasses.replace(batch, present=used)
         features, camera_features = self.encode(batch)
         return DetectorOutput(self.fuse_and_detect(features, used), used, camera_features)
@@ -267,7 +268,8 @@ class LateFusionDetector(_DetectorBase):
         used = self.used_mask(batch)
         if self.training and self.config.fuser.modality_dropout > 0:
             used = modality_dropout(used, self.config.fuser.modality_dropout,
-                                    mode=self.config.fuser.modality_dropout_mode)
+                                    mode=self.config.fuser.modality_dropout_mode,
+                                    size_weights=self.config.fuser.subset_size_weights)
         batch = dataclasses.replace(batch, present=used)
         outs = {Modality(k): branch(batch) for k, branch in self.branches.items()}
         first = next(iter(outs.values()))

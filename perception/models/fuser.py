@@ -136,12 +136,13 @@ def build_fuser(modalities: tuple[Modality, ...], channels: dict[Modality, int],
 
 
 def modality_dropout(present: torch.Tensor, probability: float,
-                     generator: torch.Generator | None = None, mode: str = "one"
-                     ) -> torch.Tensor:
+                     generator: torch.Generator | None = None, mode: str = "one",
+                     size_weights: tuple[float, ...] = ()) -> torch.Tensor:
     """Training-time dropout. With ``probability``, a sample with >= 2 present modalities
-    loses one of them (``mode="one"``, chosen uniformly) or keeps a uniformly drawn
-    non-empty proper subset of them (``mode="subset"``). present: (B, M) bool; returns a
-    new mask."""
+    loses one of them (``mode="one"``, chosen uniformly) or keeps a non-empty proper subset of
+    them (``mode="subset"``): uniformly over the subsets, or with ``size_weights`` the number
+    kept first (``size_weights[n - 1]`` for n kept; missing entries weigh 0), then a subset of
+    that size uniformly (uniformly over subsets when no possible size has weight). present: (B, M) bool; returns a new mask."""
     if probability <= 0.0:
         return present
     out = present.clone()
@@ -151,11 +152,22 @@ def modality_dropout(present: torch.Tensor, probability: float,
         if k < 2 or float(torch.rand((), generator=generator)) >= probability:
             continue
         if mode == "subset":
-            # Subsets as bit masks 1 .. 2^k - 2: every non-empty proper subset, uniformly.
-            bits = 1 + int(torch.randint(2 ** k - 2, (), generator=generator))
-            for j in range(k):
-                if not bits >> j & 1:
-                    out[b, have[j]] = False
+            keep = have[_draw_subset(k, size_weights, generator)]
+            out[b] = False
+            out[b, keep] = True
         else:
             out[b, have[int(torch.randint(k, (), generator=generator))]] = False
     return out
+
+
+def _draw_subset(k: int, size_weights: tuple[float, ...],
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """Indices (into 0 .. k-1) of a non-empty proper subset of k >= 2 items."""
+    weights = torch.tensor([float(w) for w in size_weights[:k - 1]]
+                           + [0.0] * (k - 1 - len(size_weights[:k - 1])))
+    if not size_weights or float(weights.sum()) <= 0:
+        # Bit masks 1 .. 2^k - 2: every non-empty proper subset, uniformly.
+        bits = 1 + int(torch.randint(2 ** k - 2, (), generator=generator))
+        return torch.tensor([j for j in range(k) if bits >> j & 1])
+    size = 1 + int(torch.multinomial(weights, 1, generator=generator))
+    return torch.randperm(k, generator=generator)[:size]

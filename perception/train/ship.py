@@ -108,18 +108,40 @@ def _card(name: str, weights: Path, config_path: Path, config: ExperimentConfig,
 
 
 def _reproduce(config_path: Path, trained: ExperimentConfig) -> list[str]:
-    """The commands that rebuild the shipped model, with ``--epochs`` wherever a stage was
-    trained for another number of epochs than its config file says."""
-    steps = []
-    for stage in trained.train.init_from:
-        stage_config = config_path.parent / f"{Path(stage.checkpoint).parts[-3]}.yaml"
-        steps.append(f"perception train {stage_config.as_posix()}"
-                     + _epochs_flag(Path(stage.checkpoint), stage_config))
+    """The commands that rebuild the shipped model, every stage of the chain in order, with
+    ``--epochs`` wherever a stage was trained for another number of epochs than its config
+    file says (known when the stage's checkpoint is still there). A stage's config is the one
+    in ``config_path``'s folder whose ``out_dir`` holds the stage's checkpoint."""
+    steps: list[str] = []
+    # The config file's stages: the run may have started from a copy (shipped weights).
+    for stage in load_experiment(config_path).train.init_from:
+        stage_config = _config_writing(Path(stage.checkpoint), config_path.parent)
+        if stage_config is None:
+            steps.append(f"# {stage.checkpoint}: no config in {config_path.parent.as_posix()} "
+                         f"writes it")
+            continue
+        try:
+            stage_trained = load_trained(Path(stage.checkpoint))[1]
+        except (OSError, ValueError, PerceptionError):
+            stage_trained = load_experiment(stage_config)
+        steps += [s for s in _reproduce(stage_config, stage_trained)[:-1] if s not in steps]
     return steps + [f"perception train {config_path.as_posix()}"
                     + _epochs_flag(Path(trained.train.out_dir) / "checkpoints" / "last.pt",
                                    config_path, trained),
                     f"python -m perception.train.ship {trained.train.out_dir}/checkpoints/"
                     f"last.pt --config {config_path.as_posix()}"]
+
+
+def _config_writing(checkpoint: Path, configs: Path) -> Path | None:
+    """The experiment YAML in ``configs`` whose ``train.out_dir`` holds ``checkpoint``."""
+    run_dir = checkpoint.parent.parent
+    for path in sorted(configs.glob("*.yaml")):
+        try:
+            if Path(load_experiment(path).train.out_dir) == run_dir:
+                return path
+        except (OSError, ValueError, PerceptionError):
+            continue  # base files and others that are not whole experiments
+    return None
 
 
 def _epochs_flag(checkpoint: Path, config_path: Path,

@@ -9,6 +9,8 @@ import itertools
 import pytest
 import torch
 
+from perception.config import from_dict
+from perception.errors import ConfigError
 from perception.models.batch import MODALITY_ORDER, collate_frames
 from perception.models.config import FuserConfig
 from perception.models.detector import build_detector
@@ -136,3 +138,31 @@ def test_subset_dropout_draws_every_proper_subset_and_never_empties():
     two = torch.tensor([[True, False, True]] * 200)
     out2 = modality_dropout(two, 1.0, gen, mode="subset")
     assert not out2[:, 1].any() and (out2.sum(1) == 1).all()
+
+
+def test_subset_size_weights_favour_single_sensors():
+    gen = torch.Generator().manual_seed(1)
+    present = torch.ones((4000, 3), dtype=torch.bool)
+    out = modality_dropout(present, 1.0, gen, mode="subset", size_weights=(3.0, 1.0))
+    kept = out.sum(1)
+    assert kept.min() >= 1 and kept.max() <= 2
+    assert 0.72 < float((kept == 1).float().mean()) < 0.78  # 3 of 4
+    singles = out[kept == 1].float().mean(0)
+    assert torch.allclose(singles, torch.full((3,), 1 / 3), atol=0.03)  # each sensor alike
+    pairs = torch.unique(out[kept == 2], dim=0)
+    assert pairs.shape[0] == 3
+    # Only one sensor kept, whatever is present; absent ones stay absent.
+    two = torch.tensor([[True, False, True]] * 100)
+    only = modality_dropout(two, 1.0, gen, mode="subset", size_weights=(1.0, 0.0))
+    assert (only.sum(1) == 1).all() and not only[:, 1].any()
+
+
+def test_subset_size_weights_need_subset_mode():
+    with pytest.raises(ConfigError, match="subset_size_weights"):
+        from_dict(FuserConfig, {"modality_dropout": 0.5, "subset_size_weights": [3, 1]})
+    with pytest.raises(ConfigError, match="subset_size_weights"):
+        from_dict(FuserConfig, {"modality_dropout_mode": "subset", "subset_size_weights": [0, 0]})
+    with pytest.raises(ConfigError, match="subset_size_weights"):
+        from_dict(FuserConfig, {"modality_dropout_mode": "subset", "subset_size_weights": [-1]})
+    ok = from_dict(FuserConfig, {"modality_dropout_mode": "subset", "subset_size_weights": [3, 1]})
+    assert ok.subset_size_weights == (3.0, 1.0)
