@@ -297,12 +297,14 @@ class LateFusionDetector(_DetectorBase):
         parts["total"] = float(total.detach())
         return LossBreakdown(total, parts)
 
+    def decode_branches(self, output: DetectorOutput) -> dict[Modality, list[DecodedBoxes]]:
+        """Each branch's decoded boxes per sample, before the merge (absent ones included)."""
+        return {Modality(k): decode(output.branches[Modality(k)], branch.config.head,
+                                    branch.config.grid, branch.head_stride)
+                for k, branch in self.branches.items()}
+
     def decode(self, batch: Batch, output: DetectorOutput) -> list[Detections]:
-        per_branch = {}
-        for k, branch in self.branches.items():
-            m = Modality(k)
-            per_branch[m] = decode(output.branches[m], branch.config.head, branch.config.grid,
-                                   branch.head_stride)
+        per_branch = self.decode_branches(output)
         merged = []
         for b in range(batch.batch_size):
             parts = [per_branch[m][b] for m in per_branch

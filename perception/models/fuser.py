@@ -142,7 +142,8 @@ def modality_dropout(present: torch.Tensor, probability: float,
     loses one of them (``mode="one"``, chosen uniformly) or keeps a non-empty proper subset of
     them (``mode="subset"``): uniformly over the subsets, or with ``size_weights`` the number
     kept first (``size_weights[n - 1]`` for n kept; missing entries weigh 0), then a subset of
-    that size uniformly (uniformly over subsets when no possible size has weight). present: (B, M) bool; returns a new mask."""
+    that size uniformly (uniformly over subsets when no possible size has weight).
+    present: (B, M) bool; returns a new mask."""
     if probability <= 0.0:
         return present
     out = present.clone()
@@ -163,9 +164,10 @@ def modality_dropout(present: torch.Tensor, probability: float,
 def _draw_subset(k: int, size_weights: tuple[float, ...],
                  generator: torch.Generator | None) -> torch.Tensor:
     """Indices (into 0 .. k-1) of a non-empty proper subset of k >= 2 items."""
-    weights = torch.tensor([float(w) for w in size_weights[:k - 1]]
-                           + [0.0] * (k - 1 - len(size_weights[:k - 1])))
-    if not size_weights or float(weights.sum()) <= 0:
+    weights = torch.zeros(k - 1)
+    given = size_weights[:k - 1]
+    weights[:len(given)] = torch.tensor(given, dtype=torch.float32)
+    if float(weights.sum()) <= 0:
         # Bit masks 1 .. 2^k - 2: every non-empty proper subset, uniformly.
         bits = 1 + int(torch.randint(2 ** k - 2, (), generator=generator))
         return torch.tensor([j for j in range(k) if bits >> j & 1])

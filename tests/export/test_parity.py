@@ -25,11 +25,9 @@ from perception.export import export_onnx, load_onnx_detector
 from perception.export.runtime import OnnxRuntimeDetector
 from perception.models.batch import MODALITY_ORDER, collate_frames
 from perception.models.checkpoint import read_detector
-from perception.models.detector import build_detector
-from perception.models.heads import decode
+from perception.models.detector import build_detector, to_detections
 from perception.models.shipped import shipped_weights_path
 from perception.train.config import load_experiment
-from perception.types import Modality
 
 pytest.importorskip("onnxruntime")
 
@@ -110,19 +108,6 @@ def assert_boxes_match(da, db, config, tol=1e-3):
                 assert (same & (d <= radius)).any(), f"box {i} {p.boxes[i]} has no partner"
 
 
-@dataclasses.dataclass(frozen=True)
-class BranchBoxes:
-    """One late-fusion branch's decoded boxes of one sample, before the merge."""
-
-    modalities: frozenset
-    boxes: object
-    scores: object
-    labels: object
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-
 def boxes_to_compare(model, batch, output) -> list:
     """The decoded boxes compared between PyTorch and ONNX Runtime.
 
@@ -133,15 +118,10 @@ def boxes_to_compare(model, batch, output) -> list:
     """
     if output.branches is None:
         return model.decode(batch, output)
-    out = []
-    for key, branch in model.branches.items():
-        m = Modality(key)
-        decoded = decode(output.branches[m], branch.config.head, branch.config.grid,
-                         branch.head_stride)
-        for b, d in enumerate(decoded):
-            if bool(output.present[b, MODALITY_ORDER.index(m)]):
-                out.append(BranchBoxes(frozenset({m}), d.boxes.detach().numpy(),
-                                       d.scores.detach().numpy(), d.labels.detach().numpy()))
+    out = [to_detections(0, decoded, frozenset({m}))
+           for m, per_sample in model.decode_branches(output).items()
+           for b, decoded in enumerate(per_sample)
+           if bool(output.present[b, MODALITY_ORDER.index(m)])]
     assert sum(len(x) for x in out) > 0, "no branch decoded a box: nothing is compared"
     return out
 
