@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--misaligned", action="store_true",
                    help="CONFIG CKPT: also rows with test-time misalignment (1 deg camera "
                         "yaw, 0.2 m lidar shift, 100 ms camera lag, all three)")
+    p.add_argument("--late-merge", choices=("nms", "wbf"),
+                   help="CONFIG CKPT: late fusion's box merge (default: the config's); it "
+                        "runs at decode time, so one late model is evaluated with both")
     p.add_argument("--iou", type=float, nargs=3, metavar=("VEH", "PED", "CYC"),
                    help="3D IoU a match needs per class (default: Waymo's 0.7 0.5 0.5)")
     p.add_argument("--gt", type=Path, metavar="GT", help="ground-truth file")
@@ -96,7 +99,8 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
                                   config_path=args.config, ablations=not args.no_ablations,
                                   progress=True, detection_config=_detection_config(args.iou),
                                   single_modalities=args.single, split=args.split,
-                                  misalignments=STANDARD if args.misaligned else ())
+                                  misalignments=STANDARD if args.misaligned else (),
+                                  late_merge=args.late_merge)
     print(format_rows(results))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,8 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
                         progress: bool = False,
                         detection_config: DetectionConfig | None = None,
                         single_modalities: bool = False, split: str = "val",
-                        misalignments: tuple[Misalignment, ...] = ()) -> dict:
+                        misalignments: tuple[Misalignment, ...] = (),
+                        late_merge: str | None = None) -> dict:
     """``{"all": metrics, "without_lidar": metrics, ...}`` (metrics as ``to_json()``).
 
     The validation frames come from ``config_path``'s data section when given (its model
@@ -61,8 +62,12 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
     official Waymo IoU thresholds. ``single_modalities`` adds ``only_<m>`` rows. ``split``:
     ``val`` or ``test`` (the second held-out seeds, for final tables). Each of
     ``misalignments`` adds a row with every modality and that test-time misalignment.
+    ``late_merge`` (``nms`` or ``wbf``) replaces a late-fusion model's box merge, which runs
+    at decode time, so one trained model is evaluated with both.
     """
     model, config = load_trained(path)
+    if late_merge is not None:
+        model.config = with_late_merge(config.model, late_merge)
     if config_path is not None:
         given = load_experiment(config_path)
         if _network(given.model) != _network(config.model):
@@ -85,6 +90,16 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
                                      progress=m.name if progress else None,
                                      detection_config=detection_config).to_json()
     return out
+
+
+def with_late_merge(model: ModelConfig, merge: str) -> ModelConfig:
+    """``model`` with late fusion's box merge set to ``merge`` (``nms`` or ``wbf``)."""
+    if model.fusion != "late":
+        raise ConfigError(f"late_merge applies to late fusion only; this model's fusion is "
+                          f"{model.fusion!r}")
+    if merge not in ("nms", "wbf"):
+        raise ConfigError(f"late_merge: expected nms or wbf, got {merge!r}")
+    return dataclasses.replace(model, late_merge=merge)
 
 
 def _network(model: ModelConfig) -> ModelConfig:

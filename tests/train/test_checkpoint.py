@@ -115,3 +115,39 @@ def test_evaluate_checkpoint_on_the_test_split_with_misalignment(tiny_frames, tm
     results = evaluate_checkpoint(path, split="test", ablations=False,
                                   misalignments=STANDARD)
     assert list(results) == ["all"] + [m.name for m in STANDARD]
+
+
+def test_evaluate_a_late_checkpoint_with_either_box_merge(tiny_frames, tmp_path, monkeypatch):
+    import dataclasses
+
+    from perception.errors import ConfigError
+    from perception.models import detector
+    from perception.train.config import DataConfig
+    from perception.train.evaluate import evaluate_checkpoint
+
+    trainer = _trainer(tiny_frames, tmp_path)
+    data = DataConfig(sim_preset="tiny", train_seeds=(0,), val_seeds=(5,), frames_per_seed=1,
+                      cache_dir=str(tmp_path / "cache"))
+    trainer.config = dataclasses.replace(trainer.config, data=data)
+    intermediate = trainer.save_checkpoint(tmp_path / "intermediate.pt")
+    with pytest.raises(ConfigError, match="late fusion only"):
+        evaluate_checkpoint(intermediate, ablations=False, late_merge="nms")
+
+    late_model = dataclasses.replace(small_model_config(), fusion="late", late_merge="wbf")
+    late = _trainer(tiny_frames, tmp_path)
+    late.config = dataclasses.replace(late.config, data=data, model=late_model)
+    late.model = detector.build_detector(late_model)
+    path = late.save_checkpoint(tmp_path / "late.pt")
+    used = []
+    real_merge = detector.merge_boxes
+
+    def spy(parts, method, *args):
+        used.append(method)
+        return real_merge(parts, method, *args)
+
+    monkeypatch.setattr(detector, "merge_boxes", spy)
+    results = evaluate_checkpoint(path, ablations=False, late_merge="nms")
+    assert list(results) == ["all"] and set(used) == {"nms"}
+    used.clear()
+    evaluate_checkpoint(path, ablations=False)  # the checkpoint's own merge
+    assert set(used) == {"wbf"}
