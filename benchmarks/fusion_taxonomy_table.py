@@ -41,27 +41,34 @@ CLASSES = tuple(c.name for c in DETECTION_CLASSES)
 
 @dataclass(frozen=True)
 class Level:
-    """One row of the table: the evaluation directory ``row`` of ``config``'s checkpoint."""
+    """One row of the table: the evaluation directory ``row`` of ``config``'s checkpoint,
+    a model of ``modalities``."""
     label: str
     row: str
     config: str
+    modalities: tuple[str, ...]
     late_merge: str | None = None
 
 
+ALL_THREE = ("camera", "lidar", "radar")
 LEVELS = (
-    Level("early: point painting", "sim_cpu_early_painting", "sim_cpu_early_painting"),
+    Level("early: point painting", "sim_cpu_early_painting", "sim_cpu_early_painting",
+          ("camera", "lidar")),
     Level("intermediate: BEV concat", "sim_cpu_camera_lidar_radar",
-          "sim_cpu_camera_lidar_radar"),
+          "sim_cpu_camera_lidar_radar", ALL_THREE),
     Level("intermediate: BEV gated", "sim_cpu_camera_lidar_radar_gated",
-          "sim_cpu_camera_lidar_radar_gated"),
-    Level("late: weighted box fusion", "sim_cpu_late", "sim_cpu_late", "wbf"),
-    Level("late: NMS", "sim_cpu_late_nms", "sim_cpu_late", "nms"),
+          "sim_cpu_camera_lidar_radar_gated", ALL_THREE),
+    Level("late: weighted box fusion", "sim_cpu_late", "sim_cpu_late", ALL_THREE, "wbf"),
+    Level("late: NMS", "sim_cpu_late_nms", "sim_cpu_late", ALL_THREE, "nms"),
     Level("control: lidar, same fine-tune", "sim_cpu_lidar_continued",
-          "sim_cpu_lidar_continued"),
-    Level("specialist: lidar", "sim_cpu_lidar", "sim_cpu_lidar"),
-    Level("specialist: camera", "sim_cpu_camera", "sim_cpu_camera"),
-    Level("specialist: radar", "sim_cpu_radar", "sim_cpu_radar"),
+          "sim_cpu_lidar_continued", ("lidar",)),
+    Level("specialist: lidar", "sim_cpu_lidar", "sim_cpu_lidar", ("lidar",)),
+    Level("specialist: camera", "sim_cpu_camera", "sim_cpu_camera", ("camera",)),
+    Level("specialist: radar", "sim_cpu_radar", "sim_cpu_radar", ("radar",)),
 )
+SPECIALISTS = {"lidar": "sim_cpu_lidar", "camera": "sim_cpu_camera", "radar": "sim_cpu_radar"}
+GOAL_RATIO = 0.9
+"""Graceful degradation: given only S, at least this share of the best specialist in S."""
 
 SUBSET_ROWS = (
     ("without camera", "without_camera"), ("without lidar", "without_lidar"),
@@ -107,6 +114,48 @@ def mean_ap_change(row: dict | None, aligned: dict | None) -> str:
         return "-"
     deltas = [row[f"{c}_LEVEL_1"]["AP"] - aligned[f"{c}_LEVEL_1"]["AP"] for c in CLASSES]
     return f"{sum(deltas) / len(deltas):+.3f}"
+
+
+def subset_row(level: Level, kept: frozenset[str]) -> str | None:
+    """The evaluator's row name for ``level`` given only ``kept`` (None: not evaluated)."""
+    have = frozenset(level.modalities)
+    if not kept <= have or not kept:
+        return None
+    if kept == have:
+        return "all"
+    dropped = sorted(have - kept)
+    if len(kept) == 1 and len(dropped) > 1:
+        return f"only_{next(iter(kept))}"
+    return "without_" + "_".join(dropped)
+
+
+def degradation(level: Level, kept: frozenset[str], metrics: dict[str, dict | None]
+                ) -> list[float] | None:
+    """Per class, ``level`` given only ``kept`` as a share of the best specialist whose
+    modality is in ``kept`` (LEVEL_1 AP); None when a figure is missing."""
+    row_name = subset_row(level, kept)
+    own = (metrics.get(level.row) or {}).get(row_name) if row_name else None
+    references = [metrics.get(SPECIALISTS[m]) for m in sorted(kept)]
+    if own is None or any(r is None for r in references):
+        return None
+    shares = []
+    for c in CLASSES:
+        best = max(r["all"][f"{c}_LEVEL_1"]["AP"] for r in references)
+        shares.append(own[f"{c}_LEVEL_1"]["AP"] / best if best > 0 else float("inf"))
+    return shares
+
+
+def degradation_cell(shares: list[float] | None) -> str:
+    """``"104 / 97 / 88 %"``, bold when every class reaches :data:`GOAL_RATIO`."""
+    if shares is None:
+        return "-"
+    text = " / ".join("inf" if x == float("inf") else f"{100 * x:.0f}" for x in shares) + " %"
+    return f"**{text}**" if min(shares) >= GOAL_RATIO else text
+
+
+SUBSETS = tuple(frozenset(s) for s in (
+    ALL_THREE, ("lidar", "radar"), ("camera", "lidar"), ("camera", "radar"), ("lidar",),
+    ("camera",), ("radar",)))
 
 
 def latency_and_parameters(levels: tuple[Level, ...], checkpoints: Path
@@ -170,6 +219,19 @@ def tables(metrics: dict[str, dict | None], costs: dict[str, tuple[int, float]],
         cells = [f"{class_triple(m.get(key))} ({mean_ap_change(m.get(key), aligned)})"
                  if m.get(key) else "-" for _, key in MISALIGNED_ROWS]
         lines.append("| " + " | ".join([level.label, class_triple(aligned)] + cells) + " |")
+    lines += ["", f"Graceful degradation: each level given only S, LEVEL_1 AP V / P / C as a "
+              f"share of the best specialist in S (same budget); bold where every class "
+              f"reaches {100 * GOAL_RATIO:.0f} %:", "",
+              "| level | met | " + " | ".join("+".join(sorted(s)) for s in SUBSETS) + " |",
+              "|---|---|" + "---|" * len(SUBSETS)]
+    for level in LEVELS:
+        if len(level.modalities) < 2:
+            continue
+        shares = [degradation(level, kept, metrics) for kept in SUBSETS]
+        judged = [x for x in shares if x is not None]
+        met = f"{sum(min(x) >= GOAL_RATIO for x in judged)} of {len(judged)}"
+        lines.append("| " + " | ".join([level.label, met] + [
+            degradation_cell(x) for x in shares]) + " |")
     return "\n".join(lines) + "\n"
 
 

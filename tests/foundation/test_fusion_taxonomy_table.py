@@ -37,7 +37,7 @@ def test_cells_hold_the_metrics_and_the_misalignment_change(tmp_path):
         tmp_path / "sim_cpu_camera_lidar_radar" / "metrics.json")}
     text = tables(metrics, {"sim_cpu_camera_lidar_radar": (1_520_000, 0.231)}, "half")
     concat = [line for line in text.splitlines() if line.startswith("| intermediate: BEV concat")]
-    main_row, subsets, misaligned = concat
+    main_row, subsets, misaligned, degraded = concat
     assert main_row.split(" | ")[1:8] == [
         "1.52 M", "231", "0.500 / 0.600 / 0.700", "0.250 / 0.300 / 0.350",
         "0.400 / 0.500 / 0.600", "0.200 / 0.250 / 0.300", "0.400 / 0.600 / 0.400 |"]
@@ -46,8 +46,9 @@ def test_cells_hold_the_metrics_and_the_misalignment_change(tmp_path):
     assert cells[7].startswith("0.100 / 0.200 / 0.300")
     # mean of (-0.1, 0, -0.3)
     assert misaligned.split(" | ")[-1] == "0.400 / 0.600 / 0.400 (-0.133) |"
+    assert degraded.startswith("| intermediate: BEV concat | 0 of 0 |")  # no specialists
     early = [line for line in text.splitlines() if line.startswith("| early")]
-    assert all(set(line.split(" | ")[1:]) <= {"-", "- |"} for line in early)
+    assert all(set(line.split(" | ")[1:]) <= {"-", "- |", "0 of 0"} for line in early)
 
 
 def test_mean_ap_change_is_signed():
@@ -85,3 +86,27 @@ def test_driver_refuses_an_unknown_budget():
                             env={"BUDGET": "tiny", "PATH": "/usr/bin:/bin"},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "BUDGET must be full or half" in result.stderr
+
+
+def test_degradation_against_the_best_specialist_in_the_subset():
+    from benchmarks.fusion_taxonomy_table import LEVELS, degradation, subset_row
+
+    concat = next(level for level in LEVELS if level.row == "sim_cpu_camera_lidar_radar")
+    early = next(level for level in LEVELS if level.row == "sim_cpu_early_painting")
+    assert subset_row(concat, frozenset({"camera"})) == "only_camera"
+    assert subset_row(concat, frozenset({"camera", "radar"})) == "without_lidar"
+    assert subset_row(early, frozenset({"lidar"})) == "without_camera"
+    assert subset_row(early, frozenset({"radar"})) is None
+    metrics = {
+        "sim_cpu_camera": {"all": _row(0.2, 0.1, 0.4)},
+        "sim_cpu_radar": {"all": _row(0.1, 0.3, 0.0)},
+        "sim_cpu_lidar": None,
+        "sim_cpu_camera_lidar_radar": {"all": _row(0.5, 0.5, 0.5),
+                                       "without_lidar": _row(0.19, 0.3, 0.2)}}
+    shares = degradation(concat, frozenset({"camera", "radar"}), metrics)
+    # best in {camera, radar}: vehicle 0.2 (camera), pedestrian 0.3 (radar), cyclist 0.4
+    assert [round(x, 3) for x in shares] == [0.95, 1.0, 0.5]
+    assert degradation(concat, frozenset({"lidar"}), metrics) is None  # no lidar specialist
+    text = tables(metrics, {})
+    line = next(x for x in text.splitlines() if x.startswith("| intermediate: BEV concat | 0 of 1"))
+    assert "95 / 100 / 50 %" in line
