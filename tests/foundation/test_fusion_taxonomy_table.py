@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fusion_taxonomy_table import load_metrics, main, mean_ap_change, tables
+from benchmarks.fusion_taxonomy_table import ap_change, load_metrics, main, tables
 from perception.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,16 +44,15 @@ def test_cells_hold_the_metrics_and_the_misalignment_change(tmp_path):
     cells = subsets.split(" | ")
     assert cells[2] == "0.450 / 0.550 / 0.650" and cells[3] == "-"
     assert cells[7].startswith("0.100 / 0.200 / 0.300")
-    # mean of (-0.1, 0, -0.3)
-    assert misaligned.split(" | ")[-1] == "0.400 / 0.600 / 0.400 (-0.133) |"
+    assert misaligned.split(" | ")[-1] == "0.400 / 0.600 / 0.400 (-0.100 / +0.000 / -0.300) |"
     assert degraded.startswith("| intermediate: BEV concat | 0 of 0 |")  # no specialists
     early = [line for line in text.splitlines() if line.startswith("| early")]
     assert all(set(line.split(" | ")[1:]) <= {"-", "- |", "0 of 0"} for line in early)
 
 
-def test_mean_ap_change_is_signed():
-    assert mean_ap_change(_row(0.6, 0.6, 0.6), _row(0.3, 0.3, 0.3)) == "+0.300"
-    assert mean_ap_change(None, _row(0.3, 0.3, 0.3)) == "-"
+def test_ap_change_is_signed_per_class():
+    assert ap_change(_row(0.6, 0.2, 0.3), _row(0.3, 0.3, 0.3)) == "+0.300 / -0.100 / +0.000"
+    assert ap_change(None, _row(0.3, 0.3, 0.3)) == "-"
 
 
 def test_bad_metrics_files_are_data_errors(tmp_path):
@@ -89,7 +88,11 @@ def test_driver_refuses_an_unknown_budget():
 
 
 def test_degradation_against_the_best_specialist_in_the_subset():
-    from benchmarks.fusion_taxonomy_table import LEVELS, degradation, subset_row
+    from benchmarks.fusion_taxonomy_table import (LEVELS, degradation, degradation_cell,
+                                                  subset_row)
+
+    def degradation_cell_of(level, metrics):
+        return degradation_cell(degradation(level, frozenset({"camera", "radar"}), metrics))
 
     concat = next(level for level in LEVELS if level.row == "sim_cpu_camera_lidar_radar")
     early = next(level for level in LEVELS if level.row == "sim_cpu_early_painting")
@@ -109,4 +112,14 @@ def test_degradation_against_the_best_specialist_in_the_subset():
     assert degradation(concat, frozenset({"lidar"}), metrics) is None  # no lidar specialist
     text = tables(metrics, {})
     line = next(x for x in text.splitlines() if x.startswith("| intermediate: BEV concat | 0 of 1"))
-    assert "95 / 100 / 50 %" in line
+    assert "95 % / 100 % / 50 %" in line
+    metrics["sim_cpu_radar"] = {"all": _row(0.1, 0.3, 0.0)}
+    metrics["sim_cpu_camera"]["all"] = _row(0.2, 0.1, 0.0)  # no specialist finds cyclists
+    assert degradation_cell_of(concat, metrics) == "**95 % / 100 % / ref 0**"
+
+
+def test_misaligned_columns_are_the_evaluator_rows():
+    from benchmarks.fusion_taxonomy_table import MISALIGNED_ROWS
+    from perception.train.misalign import STANDARD
+
+    assert [key for _, key in MISALIGNED_ROWS] == [m.name for m in STANDARD]
