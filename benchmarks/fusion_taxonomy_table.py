@@ -31,9 +31,9 @@ from perception.data.sim import Simulator
 from perception.errors import DataError
 from perception.models.detector import build_detector
 from perception.train.config import load_experiment
-from perception.train.evaluate import with_late_merge
+from perception.train.evaluate import row_name, with_late_merge
 from perception.train.trainer import load_trained
-from perception.types import DETECTION_CLASSES
+from perception.types import DETECTION_CLASSES, Modality
 
 from .bench_models import measure, one_pinned_thread
 
@@ -124,20 +124,16 @@ def subset_row(level: Level, kept: frozenset[str]) -> str | None:
     have = frozenset(level.modalities)
     if not kept <= have or not kept:
         return None
-    if kept == have:
-        return "all"
-    dropped = sorted(have - kept)
-    if len(kept) == 1 and len(dropped) > 1:
-        return f"only_{next(iter(kept))}"
-    return "without_" + "_".join(dropped)
+    return row_name(frozenset(Modality(m) for m in have - kept),
+                    tuple(Modality(m) for m in level.modalities))
 
 
 def degradation(level: Level, kept: frozenset[str], metrics: dict[str, dict | None]
                 ) -> list[float] | None:
     """Per class, ``level`` given only ``kept`` as a share of the best specialist whose
     modality is in ``kept`` (LEVEL_1 AP); None when a figure is missing."""
-    row_name = subset_row(level, kept)
-    own = (metrics.get(level.row) or {}).get(row_name) if row_name else None
+    name = subset_row(level, kept)
+    own = (metrics.get(level.row) or {}).get(name) if name else None
     references = [metrics.get(SPECIALISTS[m]) for m in sorted(kept)]
     if own is None or any(r is None for r in references):
         return None
@@ -186,6 +182,12 @@ def latency_and_parameters(levels: tuple[Level, ...], checkpoints: Path
     return out
 
 
+def header(caption: str, first: str, names: list[str]) -> list[str]:
+    """A captioned Markdown table head: ``| level | first | names... |`` and its rule."""
+    return ["", caption, "", f"| level | {first} | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names)]
+
+
 def tables(metrics: dict[str, dict | None], costs: dict[str, tuple[int, float]],
            budget: str = "") -> str:
     """The three Markdown tables, one row per level in :data:`LEVELS` order."""
@@ -206,29 +208,26 @@ def tables(metrics: dict[str, dict | None], costs: dict[str, tuple[int, float]],
             [level.label] + cost
             + [class_triple(all_row, k, lvl) for lvl in (1, 2) for k in ("AP", "APH")]
             + [class_triple(m.get("misaligned_all")) if m else "-"]) + " |")
-    lines += ["", "LEVEL_1 AP V / P / C with sensors removed at test time (the fuser, or the "
-              "late merge, is told which are absent):", "",
-              "| level | all | " + " | ".join(n for n, _ in SUBSET_ROWS) + " |",
-              "|---|---|" + "---|" * len(SUBSET_ROWS)]
+    lines += header("LEVEL_1 AP V / P / C with sensors removed at test time (the fuser, or "
+                    "the late merge, is told which are absent):", "all",
+                    [n for n, _ in SUBSET_ROWS])
     for level in LEVELS:
         m = metrics.get(level.row) or {}
         lines.append("| " + " | ".join([level.label, class_triple(m.get("all"))] + [
             class_triple(m.get(key)) for _, key in SUBSET_ROWS]) + " |")
-    lines += ["", "LEVEL_1 AP V / P / C with every sensor present and misaligned at test time; "
-              "in brackets the change per class against the aligned row:", "",
-              "| level | aligned | " + " | ".join(n for n, _ in MISALIGNED_ROWS) + " |",
-              "|---|---|" + "---|" * len(MISALIGNED_ROWS)]
+    lines += header("LEVEL_1 AP V / P / C with every sensor present and misaligned at test "
+                    "time; in brackets the change per class against the aligned row:",
+                    "aligned", [n for n, _ in MISALIGNED_ROWS])
     for level in LEVELS:
         m = metrics.get(level.row) or {}
         aligned = m.get("all")
         cells = [f"{class_triple(m.get(key))} ({ap_change(m.get(key), aligned)})"
                  if m.get(key) else "-" for _, key in MISALIGNED_ROWS]
         lines.append("| " + " | ".join([level.label, class_triple(aligned)] + cells) + " |")
-    lines += ["", f"Graceful degradation: each level given only S, LEVEL_1 AP V / P / C as a "
-              f"share of the best specialist in S (same budget); bold where every class "
-              f"reaches {100 * GOAL_RATIO:.0f} %:", "",
-              "| level | met | " + " | ".join("+".join(sorted(s)) for s in SUBSETS) + " |",
-              "|---|---|" + "---|" * len(SUBSETS)]
+    lines += header(f"Graceful degradation: each level given only S, LEVEL_1 AP V / P / C as "
+                    f"a share of the best specialist in S (same budget); bold where every "
+                    f"class reaches {100 * GOAL_RATIO:.0f} %:", "met",
+                    ["+".join(sorted(s)) for s in SUBSETS])
     for level in LEVELS:
         if len(level.modalities) < 2:
             continue
