@@ -96,6 +96,10 @@ class CameraFeatures:
     index: torch.Tensor
 
 
+RAY_CHANNELS = 4
+"""Channels of :meth:`LSSCameraEncoder.pixel_geometry`: unit ray (x, y, z) and camera height."""
+
+
 class LSSCameraEncoder(nn.Module):
     """Lift-splat-shoot view transform over any number of cameras per sample."""
 
@@ -109,9 +113,10 @@ class LSSCameraEncoder(nn.Module):
         self.D = config.num_depth_bins
         self.out_channels = config.out_channels
         self.out_stride = 1
-        self.depth_net = nn.Sequential(conv_bn_relu(config.fpn_channels, config.fpn_channels),
-                                       nn.Conv2d(config.fpn_channels, self.D + self.out_channels,
-                                                 1))
+        geometry = RAY_CHANNELS if config.camera_aware_depth else 0
+        self.depth_net = nn.Sequential(
+            conv_bn_relu(config.fpn_channels + geometry, config.fpn_channels),
+            nn.Conv2d(config.fpn_channels, self.D + self.out_channels, 1))
         lo, _, step = config.depth_m
         self.register_buffer("depth_centres_m",
                              lo + step * (torch.arange(self.D, dtype=torch.float32) + 0.5),
@@ -128,6 +133,10 @@ class LSSCameraEncoder(nn.Module):
         images = batch.images[index[:, 0], index[:, 1]]
         _, f8, f16 = self.backbone(images)
         feats = self.neck(f8, f16)
+        if self.config.camera_aware_depth:
+            with torch.autocast(batch.images.device.type, enabled=False):
+                rays = self.pixel_geometry(batch, index, feats.shape[-2:])
+            feats = torch.cat([feats, rays.to(feats.dtype)], 1)
         out = self.depth_net(feats)
         depth = out[:, :self.D].softmax(1)
         context = out[:, self.D:]
@@ -140,8 +149,10 @@ class LSSCameraEncoder(nn.Module):
                               (1, H, W))
         return CameraFeatures(pooled[:, :, 0], depth, index)
 
-    def frustum_points(self, batch: Batch, index: torch.Tensor, feature_hw) -> torch.Tensor:
-        """(N, D, h, w, 3) float32 vehicle-frame centre of every frustum cell."""
+    def optical_rays(self, batch: Batch, index: torch.Tensor, feature_hw
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, h, w, 3) float32 ray through each feature-pixel centre in the optical frame,
+        scaled to z = 1, and the (N, 4, 4) ``T_vehicle_optical`` of each image."""
         h, w = feature_hw
         s_y = batch.images.shape[-2] / h
         s_x = batch.images.shape[-1] / w
@@ -152,9 +163,22 @@ class LSSCameraEncoder(nn.Module):
         pix = torch.stack([uu, vv, torch.ones_like(uu)], -1)  # (h, w, 3)
         K = batch.intrinsics[index[:, 0], index[:, 1]]
         T = batch.T_vehicle_optical[index[:, 0], index[:, 1]]
-        rays = torch.einsum("nij,hwj->nhwi", torch.linalg.inv(K), pix)  # z = 1
+        return torch.einsum("nij,hwj->nhwi", torch.linalg.inv(K), pix), T
+
+    def frustum_points(self, batch: Batch, index: torch.Tensor, feature_hw) -> torch.Tensor:
+        """(N, D, h, w, 3) float32 vehicle-frame centre of every frustum cell."""
+        rays, T = self.optical_rays(batch, index, feature_hw)
         pts = rays[:, None] * self.depth_centres_m.view(1, -1, 1, 1, 1)
         return torch.einsum("nij,ndhwj->ndhwi", T[:, :3, :3], pts) + T[:, None, None, None, :3, 3]
+
+    def pixel_geometry(self, batch: Batch, index: torch.Tensor, feature_hw) -> torch.Tensor:
+        """(N, 4, h, w) float32 input of the camera-aware depth head: each feature pixel's
+        unit ray in the vehicle frame (x, y, z) and the camera's height z (m) in the vehicle
+        frame."""
+        rays, T = self.optical_rays(batch, index, feature_hw)
+        unit = F.normalize(torch.einsum("nij,nhwj->nihw", T[:, :3, :3], rays), dim=1)
+        height = T[:, 2, 3].view(-1, 1, 1, 1).expand(-1, 1, *unit.shape[-2:])
+        return torch.cat([unit, height], 1)
 
     def frustum_cells(self, batch: Batch, index: torch.Tensor, feature_hw
                       ) -> tuple[torch.Tensor, torch.Tensor]:

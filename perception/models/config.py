@@ -96,6 +96,11 @@ class CameraConfig:
         depth_m: ``(d_min, d_max, d_step)`` depth bins along the optical axis.
         out_channels: BEV channels.
         depth_loss_weight: weight of the lidar depth supervision (0 disables it).
+        camera_aware_depth: the depth head also sees each feature pixel's geometry: its unit
+            ray in the vehicle frame and the camera's height above the vehicle origin (m).
+            Convolutions are blind to where a pixel sits in the image and to how the camera
+            is mounted; for objects on the ground the ray's elevation and the height fix the
+            depth.
     """
 
     image_size_hw: tuple[int, int] = field(default=(64, 96), metadata={"gt": 0})
@@ -107,6 +112,7 @@ class CameraConfig:
     depth_m: tuple[float, float, float] = field(default=(1.0, 45.0, 1.0), metadata={"gt": 0.0})
     out_channels: int = field(default=64, metadata={"gt": 0})
     depth_loss_weight: float = field(default=0.0, metadata={"ge": 0.0})
+    camera_aware_depth: bool = False
 
     def validate(self) -> None:
         lo, hi, step = self.depth_m

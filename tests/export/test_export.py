@@ -3,6 +3,7 @@ of the pipeline."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -66,6 +67,15 @@ def test_opset_is_checked(tmp_path):
     model = read_detector(shipped_weights_path()).model
     with pytest.raises(ConfigError, match="opset"):
         export_onnx(model, tmp_path, opset=11)
+
+
+def test_camera_aware_depth_is_refused(tmp_path):
+    config = small_model_config()
+    config = dataclasses.replace(config, camera=dataclasses.replace(config.camera,
+                                                                    camera_aware_depth=True))
+    with pytest.raises(ConfigError, match="camera_aware_depth"):
+        export_onnx(build_detector(config).eval(), tmp_path)
+    assert not (tmp_path / "export.json").exists()
 
 
 def test_fp16_graphs_run_in_onnxruntime(tmp_path, nuscenes_frames):

@@ -84,6 +84,35 @@ def test_camera_encoder_skips_absent_cameras(tiny_frames):
     assert torch.count_nonzero(out.bev[1]) == 0 and torch.count_nonzero(out.bev[0]) > 0
 
 
+def test_camera_aware_depth_sees_each_pixel_ray_and_the_mount_height(tiny_frames):
+    config = small_model_config()
+    camera = dataclasses.replace(config.camera, camera_aware_depth=True)
+    enc = LSSCameraEncoder(camera, config.grid).eval()
+    batch = _batch(tiny_frames[:1], config)
+    out = enc(batch)
+    h, w = out.depth.shape[-2:]
+    geometry = enc.pixel_geometry(batch, out.index, (h, w))  # (N, 4, h, w)
+    assert geometry.shape == (out.index.shape[0], 4, h, w)
+    assert torch.allclose(geometry[:, :3].norm(dim=1), torch.ones(1), atol=1e-5)
+    T = batch.T_vehicle_optical[0, 0]
+    assert torch.allclose(geometry[0, 3], T[2, 3].expand(h, w))
+    # The ray of a pixel is the direction from the camera to its frustum points.
+    pts = enc.frustum_points(batch, out.index, (h, w))[0, -1]  # (h, w, 3), farthest bin
+    direction = torch.nn.functional.normalize(pts - T[:3, 3], dim=-1).permute(2, 0, 1)
+    assert torch.allclose(geometry[0, :3], direction, atol=1e-4)
+    # Rows lower in the image look further down: the ray's z falls from top to bottom.
+    assert bool((geometry[0, 2, 1:, :] < geometry[0, 2, :-1, :]).all())
+    # The depth head reads it: the same image on a camera mounted 1 m higher gets another
+    # depth distribution.
+    raised = batch.T_vehicle_optical.clone()
+    raised[..., 2, 3] += 1.0
+    moved = enc(dataclasses.replace(batch, T_vehicle_optical=raised))
+    assert not torch.allclose(moved.depth, out.depth, atol=1e-4)
+    plain = LSSCameraEncoder(config.camera, config.grid).eval()
+    same = plain(dataclasses.replace(batch, T_vehicle_optical=raised)).depth
+    assert torch.allclose(same, plain(batch).depth)
+
+
 def test_camera_depth_targets_from_lidar(tiny_frames):
     config = small_model_config()
     enc = LSSCameraEncoder(config.camera, config.grid).eval()
