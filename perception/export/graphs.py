@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..models.camera import RAY_CHANNELS
 from ..models.fuser import ConcatFuser
 from ..types import Modality
 
@@ -62,16 +63,25 @@ class GraphSpec:
 
 
 class CameraNet(nn.Module):
-    """Backbone + FPN + depth net of an LSS camera encoder; the view transform stays out."""
+    """Backbone + FPN + depth net of an LSS camera encoder; the view transform stays out.
+
+    A camera-aware depth net takes a second input, the (N, 4, h, w) pixel geometry
+    (:meth:`~perception.models.camera.LSSCameraEncoder.pixel_geometry`), which the runtime
+    computes from the calibration as it does the frustum.
+    """
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
         self.backbone, self.neck, self.depth_net = encoder.backbone, encoder.neck, encoder.depth_net
         self.D = encoder.D
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, *geometry: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         _, f8, f16 = self.backbone(images)
-        out = self.depth_net(self.neck(f8, f16))
+        feats = self.neck(f8, f16)
+        if geometry:
+            feats = torch.cat([feats, geometry[0]], 1)
+        out = self.depth_net(feats)
         return out[:, :self.D].softmax(1), out[:, self.D:]
 
 
@@ -166,10 +176,14 @@ def detector_graphs(detector: nn.Module, prefix: str = "", batch: int = 2) -> li
     image_hw = None
     if detector.camera is not None:
         image_hw = tuple(config.camera.image_size_hw)
+        inputs, names = (torch.rand(2, 3, *image_hw),), ("images",)
+        if config.camera.camera_aware_depth:
+            h, w = detector.camera.feature_hw(image_hw)
+            inputs += (torch.randn(2, RAY_CHANNELS, h, w),)
+            names += ("pixel_geometry",)
         specs.append(GraphSpec(
-            f"{prefix}camera.net", CameraNet(detector.camera),
-            (torch.rand(2, 3, *image_hw),), ("images",), ("depth", "context"),
-            {n: {0: "images"} for n in ("images", "depth", "context")}))
+            f"{prefix}camera.net", CameraNet(detector.camera), inputs, names,
+            ("depth", "context"), {n: {0: "images"} for n in names + ("depth", "context")}))
     if detector.painter is not None:
         image_hw = tuple(config.painting.image_size_hw)
         specs.append(GraphSpec(

@@ -170,12 +170,6 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, opset: int = DEFAULT_O
     if opset not in SUPPORTED_OPSETS:
         raise ConfigError(f"opset: expected {SUPPORTED_OPSETS.start} to "
                           f"{SUPPORTED_OPSETS.stop - 1}, got {opset}")
-    for prefix, det in branches(model):
-        if det.config.camera is not None and det.config.camera.camera_aware_depth:
-            # The camera graph takes the images alone; its depth head would need the pixel
-            # geometry as a second input, which the runtime does not feed yet.
-            raise ConfigError(f"{prefix}camera.camera_aware_depth: not supported by the ONNX "
-                              "export; run this model in PyTorch")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config: ModelConfig = model.config

@@ -240,7 +240,12 @@ class OnnxRuntimeDetector(nn.Module):
         if index.shape[0] == 0:
             return batch.images.new_zeros((B, encoder.out_channels, H, W))
         images = batch.images[index[:, 0], index[:, 1]]
-        depth, context = self._run(f"{name}.net", images)
+        geometry = ()
+        if encoder.config.camera_aware_depth:
+            with torch.autocast(batch.images.device.type, enabled=False):
+                geometry = (encoder.pixel_geometry(batch, index,
+                                                   encoder.feature_hw(images.shape[-2:])),)
+        depth, context = self._run(f"{name}.net", images, *geometry)
         plan = self._frustum_plan(encoder, batch, index, tuple(depth.shape))
         return ops.lss_pool(depth, context, plan)[:, :, 0]
 

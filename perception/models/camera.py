@@ -149,6 +149,15 @@ class LSSCameraEncoder(nn.Module):
                               (1, H, W))
         return CameraFeatures(pooled[:, :, 0], depth, index)
 
+    def feature_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the depth net's map for images of ``image_hw``: each stride-2 convolution
+        (kernel 3, padding 1) maps n pixels to ceil(n / 2)."""
+        halvings = 3 if self.config.feature_stride == 8 else 4
+        h, w = image_hw
+        for _ in range(halvings):
+            h, w = -(-h // 2), -(-w // 2)
+        return h, w
+
     def optical_rays(self, batch: Batch, index: torch.Tensor, feature_hw
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, h, w, 3) float32 ray through each feature-pixel centre in the optical frame,

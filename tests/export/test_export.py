@@ -18,6 +18,7 @@ from perception.models.checkpoint import read_detector
 from perception.models.detector import build_detector
 from perception.models.shipped import card_path, read_card, sha256_of, shipped_weights_path
 from perception.pipeline import BACKENDS, Pipeline
+from perception.types import Modality
 
 from ..models._helpers import small_model_config
 
@@ -69,13 +70,34 @@ def test_opset_is_checked(tmp_path):
         export_onnx(model, tmp_path, opset=11)
 
 
-def test_camera_aware_depth_is_refused(tmp_path):
+def test_camera_aware_depth_graph_takes_the_pixel_geometry(tmp_path, nuscenes_frames):
+    """The camera graph of a camera-aware depth model has a second input, the pixel geometry
+    the runtime computes from the calibration; moving a camera changes the ONNX depth as it
+    changes the PyTorch one."""
     config = small_model_config()
     config = dataclasses.replace(config, camera=dataclasses.replace(config.camera,
                                                                     camera_aware_depth=True))
-    with pytest.raises(ConfigError, match="camera_aware_depth"):
-        export_onnx(build_detector(config).eval(), tmp_path)
-    assert not (tmp_path / "export.json").exists()
+    model = build_detector(config).eval()
+    export_onnx(model, tmp_path)
+    inputs = read_manifest(tmp_path)["graphs"]["camera.net"]["inputs"]
+    assert [i["name"] for i in inputs] == ["images", "pixel_geometry"]
+    ort_model = OnnxRuntimeDetector(model, tmp_path, threads=1)
+    batch = collate_frames(nuscenes_frames[:1], model.spec)
+    raised = batch.T_vehicle_optical.clone()
+    raised[..., 2, 3] += 1.0
+    moved = dataclasses.replace(batch, T_vehicle_optical=raised)
+    depths = []
+    with torch.no_grad():
+        for b in (batch, moved):
+            torch_depth = model.camera(b).depth
+            index = (b.camera_valid & b.has(Modality.CAMERA)[:, None]).nonzero()
+            images = b.images[index[:, 0], index[:, 1]]
+            geometry = model.camera.pixel_geometry(b, index,
+                                                   model.camera.feature_hw(images.shape[-2:]))
+            onnx_depth, _ = ort_model._run("camera.net", images, geometry)
+            assert torch.allclose(onnx_depth, torch_depth, atol=1e-5)
+            depths.append(onnx_depth)
+    assert not torch.allclose(depths[0], depths[1], atol=1e-5)
 
 
 def test_fp16_graphs_run_in_onnxruntime(tmp_path, nuscenes_frames):

@@ -91,6 +91,7 @@ def test_camera_aware_depth_sees_each_pixel_ray_and_the_mount_height(tiny_frames
     batch = _batch(tiny_frames[:1], config)
     out = enc(batch)
     h, w = out.depth.shape[-2:]
+    assert enc.feature_hw(tuple(batch.images.shape[-2:])) == (h, w)
     geometry = enc.pixel_geometry(batch, out.index, (h, w))  # (N, 4, h, w)
     assert geometry.shape == (out.index.shape[0], 4, h, w)
     assert torch.allclose(geometry[:, :3].norm(dim=1), torch.ones(1), atol=1e-5)
