@@ -24,31 +24,10 @@ case $BUDGET in
 esac
 OUT=${OUT:-outputs/eval/taxonomy_$BUDGET}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+source benchmarks/runs.sh
 SPECIALISTS=(sim_cpu_lidar sim_cpu_camera sim_cpu_radar)
 FUSED=(sim_cpu_early_painting sim_cpu_camera_lidar_radar sim_cpu_camera_lidar_radar_gated
        sim_cpu_late sim_cpu_lidar_continued)
-
-train() {  # train CONFIG_NAME EPOCHS: train once, resuming an interrupted run
-  local name=$1 epochs=$2 dir=outputs/train/$1
-  if [[ -f $dir/.done ]]; then
-    [[ $(cat "$dir/.done") == "epochs $epochs" ]] && return 0
-    echo "$dir was trained with '$(cat "$dir/.done")', not 'epochs $epochs':" \
-         "move it away to train this budget" >&2
-    return 1
-  fi
-  local resume=()
-  [[ -f $dir/checkpoints/last.pt ]] && resume=(--resume "$dir/checkpoints/last.pt")
-  mkdir -p "$dir"
-  echo "$(date +%T) train $name ($epochs epochs)"
-  # explicit checks: set -e does not apply inside a function called from an && list
-  if ! "$PERCEPTION" train "configs/models/$name.yaml" --epochs "$epochs" "${resume[@]}" \
-      >>"$dir/train.log" 2>&1; then
-    echo "$(date +%T) training $name failed: $dir/train.log" >&2
-    return 1
-  fi
-  echo "epochs $epochs" >"$dir/.done"
-  echo "$(date +%T) trained $name"
-}
 
 specialist() { train "$1" "$SPECIALIST_EPOCHS"; }
 fused() { train "$1" "$FUSED_EPOCHS"; }
@@ -64,16 +43,6 @@ evaluate() {  # evaluate CONFIG_NAME [nms|wbf]: test seeds, every subset, misali
     echo "$(date +%T) evaluating $row failed: $OUT/$row.log" >&2
     return 1
   fi
-}
-
-parallel() {  # run "$@" as commands, at most JOBS at a time; fail if any failed
-  local pids=() status=0
-  for cmd in "$@"; do
-    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || status=1; done
-    eval "$cmd" & pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-  return $status
 }
 
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe

@@ -140,11 +140,15 @@ class BevNet(nn.Module):
         if isinstance(fuser, ConcatFuser):
             fuser = SplitInputConcatFuser(fuser)
         self.fuser, self.backbone, self.head = fuser, detector.backbone, detector.head
+        self.presence_film = detector.presence_film
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         *maps, present = inputs
         features = dict(zip(self.modalities, maps))
-        outs = self.head(self.backbone(self.fuser(features, present)))
+        fused = self.fuser(features, present)
+        if self.presence_film is not None:
+            fused = self.presence_film(fused, present)
+        outs = self.head(self.backbone(fused))
         return tuple(t for task in outs for t in (task.heatmap, task.regression))
 
 

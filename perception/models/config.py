@@ -162,6 +162,10 @@ class FuserConfig:
             modalities (the size first, then a subset of that size uniformly); empty draws
             every subset equally often. ``[3, 1]`` with 3 present keeps one sensor in 3 of 4
             dropped samples, to train the single-sensor cases more.
+        presence_film: modulate the fused map with a learnt per-channel scale and shift for
+            each sensor subset (:class:`~perception.models.fuser.PresenceFilm`); a module of
+            its own (``presence_film``), so ``train.init_from`` can take the rest of the model
+            from a checkpoint without it.
     """
 
     kind: Literal["concat", "gated"] = "concat"
@@ -169,6 +173,7 @@ class FuserConfig:
     modality_dropout: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
     modality_dropout_mode: Literal["one", "subset"] = "one"
     subset_size_weights: tuple[float, ...] = field(default=(), metadata={"ge": 0.0})
+    presence_film: bool = False
 
     def validate(self) -> None:
         if self.subset_size_weights and self.modality_dropout_mode != "subset":

@@ -29,7 +29,7 @@ from .backbone import SecondFPN
 from .batch import MODALITY_ORDER, Batch, BatchSpec, collate_frames
 from .camera import CameraFeatures, LSSCameraEncoder
 from .config import ModelConfig
-from .fuser import build_fuser, modality_dropout
+from .fuser import PresenceFilm, build_fuser, modality_dropout
 from .heads import CenterHead, DecodedBoxes, TaskOutput, decode
 from .late_fusion import merge_boxes
 from .lidar import build_lidar_encoder
@@ -179,6 +179,8 @@ class FusionDetector(_DetectorBase):
                                                         (self.lidar, self.camera, self.radar))
                                     if enc is not None)
         self.fuser = build_fuser(self.bev_modalities, channels, config.fuser)
+        self.presence_film = (PresenceFilm(len(self.bev_modalities), self.fuser.out_channels)
+                              if config.fuser.presence_film else None)
         self.backbone = SecondFPN(self.fuser.out_channels, config.backbone)
         self.head = CenterHead(self.backbone.out_channels, config.head)
         self.head_stride = self.backbone.out_stride
@@ -221,7 +223,10 @@ class FusionDetector(_DetectorBase):
         """Fused BEV map (B, C, H, W) of the encoders' maps; used: (B, 3) bool
         (:data:`MODALITY_ORDER` columns) says which modalities each sample has."""
         cols = [MODALITY_ORDER.index(m) for m in self.bev_modalities]
-        return self.fuser(features, used[:, cols])
+        fused = self.fuser(features, used[:, cols])
+        if self.presence_film is not None:
+            fused = self.presence_film(fused, used[:, cols])
+        return fused
 
     def fuse_and_detect(self, features: dict[Modality, torch.Tensor], used: torch.Tensor
                         ) -> list[TaskOutput]:

@@ -128,6 +128,30 @@ class GatedFuser(nn.Module):
         return projected, torch.nan_to_num(weights, nan=0.0), mask
 
 
+class PresenceFilm(nn.Module):
+    """Feature-wise affine modulation of the fused BEV map by the sensor subset (FiLM on the
+    presence flags): one learnt scale and shift per channel for each of the 2^M subsets.
+
+    ``forward(fused, present)``: fused (B, C, H, W), present (B, M) bool in the fuser's
+    modality order; returns ``fused * (1 + scale[subset]) + shift[subset]``. The fuser's
+    presence flags only add a constant per subset before its first convolution; this lets the
+    backbone and head see features rescaled for what each subset can deliver. The table
+    starts at zero, so a model taking the rest of its weights from a checkpoint without it
+    starts as that model.
+    """
+
+    def __init__(self, num_modalities: int, channels: int):
+        super().__init__()
+        self.table = nn.Embedding(2 ** num_modalities, 2 * channels)
+        nn.init.zeros_(self.table.weight)
+        self.register_buffer("bit", 2 ** torch.arange(num_modalities), persistent=False)
+
+    def forward(self, fused: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        subset = (present.long() * self.bit).sum(1)  # (B,) subset index
+        scale, shift = self.table(subset).to(fused.dtype)[:, :, None, None].chunk(2, 1)
+        return fused * (1 + scale) + shift
+
+
 def build_fuser(modalities: tuple[Modality, ...], channels: dict[Modality, int],
                 config: FuserConfig) -> nn.Module:
     if config.kind == "gated":

@@ -43,22 +43,27 @@ STAGED = [p for p in SHIPPED if load_experiment(p).train.init_from]
 
 @pytest.mark.parametrize("path", STAGED, ids=lambda p: p.stem)
 def test_staged_configs_match_the_configs_they_start_from(path, tmp_path):
-    """Every ``init_from`` checkpoint is the ``out_dir`` of a shipped config, and a checkpoint
-    of that config loads into the staged model with the real loader (plain copies, a
-    widened fuser or lidar encoder, late-fusion branches)."""
+    """Every ``init_from`` checkpoint is the ``out_dir`` of a shipped config, or the shipped
+    weights (made by the config on their card), and a checkpoint of that config loads into
+    the staged model with the real loader (plain copies, a widened fuser or lidar encoder,
+    late-fusion branches)."""
     import torch
 
     from perception.config import to_dict
     from perception.models.checkpoint import CHECKPOINT_FORMAT
+    from perception.models.shipped import read_card
     from perception.train.pretrained import load_pretrained
 
     by_out_dir = {Path(load_experiment(p).train.out_dir): p for p in SHIPPED}
+    card = read_card()
+    shipped = {Path("perception/weights") / card["file"]: config_dir().parent / card["config"]}
     staged = load_experiment(path)
     sources = []
     for i, source in enumerate(staged.train.init_from):
         run_dir = Path(source.checkpoint).parent.parent
-        assert run_dir in by_out_dir, f"{source.checkpoint}: no shipped config writes there"
-        single = load_experiment(by_out_dir[run_dir])
+        made_by = shipped.get(Path(source.checkpoint)) or by_out_dir.get(run_dir)
+        assert made_by is not None, f"{source.checkpoint}: no shipped config writes there"
+        single = load_experiment(made_by)
         ckpt = tmp_path / f"source{i}.pt"
         torch.save({"format": CHECKPOINT_FORMAT, "model": build_detector(single.model)
                     .state_dict(), "config": to_dict(single)}, ckpt)

@@ -166,3 +166,51 @@ def test_subset_size_weights_need_subset_mode():
         from_dict(FuserConfig, {"modality_dropout_mode": "subset", "subset_size_weights": [-1]})
     ok = from_dict(FuserConfig, {"modality_dropout_mode": "subset", "subset_size_weights": [3, 1]})
     assert ok.subset_size_weights == (3.0, 1.0)
+
+
+def _film_model(**fuser):
+    config = small_model_config()
+    config = dataclasses.replace(config, fuser=dataclasses.replace(config.fuser, **fuser))
+    torch.manual_seed(0)
+    return build_detector(config).eval()
+
+
+def test_presence_film_starts_as_the_model_without_it(tiny_frames):
+    """A zero table: the model with FiLM computes what the same weights do without it, so a
+    fine-tune from a checkpoint without FiLM starts from that checkpoint's accuracy."""
+    plain, film = _film_model(), _film_model(presence_film=True)
+    missing = film.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["presence_film.table.weight"]
+    batch = collate_frames(tiny_frames[:2], plain.spec)
+    with torch.no_grad():
+        for a, b in zip(plain(batch).tasks, film(batch).tasks):
+            assert torch.equal(a.heatmap, b.heatmap)
+
+
+def test_presence_film_scales_and_shifts_each_subset_by_its_own_row():
+    """Hand-made table: the row of subset (lidar, radar) doubles the map and adds 1 to
+    channel 0; the row of every other subset leaves it as it is."""
+    film = _film_model(presence_film=True).presence_film
+    C = film.table.weight.shape[1] // 2
+    subset = 1 * 1 + 0 * 2 + 1 * 4  # bits in the fuser's (lidar, camera, radar) order
+    with torch.no_grad():
+        film.table.weight[subset, :C] = 1.0
+        film.table.weight[subset, C] = 1.0
+    fused = torch.randn(3, C, 4, 5)
+    present = torch.tensor([[True, False, True], [True, True, True], [False, False, True]])
+    out = film(fused, present)
+    expected = fused[0] * 2
+    expected[0] += 1
+    assert torch.allclose(out[0], expected)
+    assert torch.equal(out[1:], fused[1:])
+
+
+def test_presence_film_learns_and_goes_through_the_detector(tiny_frames):
+    model = _film_model(presence_film=True).train()
+    batch = collate_frames(tiny_frames[:2], model.spec)
+    output = model(batch)
+    model.loss(batch, output).total.backward()
+    grad = model.presence_film.table.weight.grad
+    used = int((output.present.long() * torch.tensor([1, 2, 4])).sum(1)[0])
+    assert grad is not None and grad[used].abs().sum() > 0
+    assert grad.abs().sum(1).nonzero().numel() <= 2  # only the rows of the subsets seen

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Goal 2 of the fusion work (docs/fusion.md): does the camera earn its place? Trains camera
+# specialists with one lever each (3 epochs, as the half-budget taxonomy) and evaluates them on
+# the validation seeds, at Waymo's IoU and at IoU 0.3 (coarse localisation); then fine-tunes
+# camera+lidar from the lidar specialist and a lever camera (2 epochs) beside the lidar control
+# fine-tuned with the same schedule, on the validation and then the test seeds. Safe to rerun:
+# a finished training is skipped, an interrupted one resumes, a finished evaluation is kept.
+#
+#   bash benchmarks/camera_levers.sh                                # every lever (~3 h here)
+#   LEVERS="sim_cpu_camera_aware_depth" bash benchmarks/camera_levers.sh
+#   JOBS=1 bash benchmarks/camera_levers.sh                         # one run at a time
+#
+# Camera+lidar fine-tunes run for each lever named in LEVERS that has one
+# (configs/models/sim_cpu_camera_lidar_<lever>.yaml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PERCEPTION=${PERCEPTION:-.venv/bin/perception}
+JOBS=${JOBS:-2}
+SPECIALIST_EPOCHS=3 FUSED_EPOCHS=2   # the half-budget taxonomy's stages
+OUT=${OUT:-outputs/eval/camera_levers}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+source benchmarks/runs.sh
+ALL_LEVERS="sim_cpu_camera sim_cpu_camera_depth_bins_0_5 sim_cpu_camera_depth_loss_3
+            sim_cpu_camera_depth_levers sim_cpu_camera_hires_light sim_cpu_camera_aware_depth"
+read -r -a LEVERS <<<"${LEVERS:-$ALL_LEVERS}"
+
+evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]
+  local name=$1 split=$2 row=$3
+  shift 3
+  [[ -f $OUT/$split/$row/metrics.json ]] && return 0
+  mkdir -p "$OUT/$split"
+  echo "$(date +%T) evaluate $row on $split"
+  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "outputs/train/$name/checkpoints/last.pt" \
+      --split "$split" --no-plots --no-tracking "$@" --out "$OUT/$split/$row" \
+      >"$OUT/$split/$row.log" 2>&1; then
+    echo "$(date +%T) evaluating $row failed: $OUT/$split/$row.log" >&2
+    return 1
+  fi
+}
+
+lever() {  # a camera specialist with one lever: train, then both IoU rows on val
+  train "$1" "$SPECIALIST_EPOCHS" &&
+    evaluate "$1" val "$1" --no-ablations &&
+    evaluate "$1" val "${1}_iou03" --no-ablations --iou 0.3 0.3 0.3
+}
+
+fused() {  # a fine-tune: train, then val (every modality and each removed) and test
+  train "$1" "$FUSED_EPOCHS" && evaluate "$1" val "$1" && evaluate "$1" test "$1" --single
+}
+
+main() {  # one function, parsed whole before it runs: editing this file mid-run is safe
+  "$PERCEPTION" train configs/models/sim_cpu_lidar.yaml --prepare-data >/dev/null
+  # 1. the lidar specialist and its control, beside the camera levers
+  parallel "train sim_cpu_lidar $SPECIALIST_EPOCHS && fused sim_cpu_lidar_continued" \
+           "${LEVERS[@]/#/lever }"
+  # 2. camera+lidar from each lever that has a fine-tune config
+  local fine=()
+  for lever in "${LEVERS[@]}"; do
+    local name=sim_cpu_camera_lidar_${lever#sim_cpu_camera_}
+    [[ -f configs/models/$name.yaml ]] && fine+=("fused $name")
+  done
+  (( ${#fine[@]} )) && parallel "${fine[@]}"
+  echo "camera levers: $OUT"
+}
+
+main "$@"; exit $?

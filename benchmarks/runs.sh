@@ -1,0 +1,34 @@
+# Shared by the training benchmarks (fusion_taxonomy.sh, camera_levers.sh, presence_film.sh):
+# source it after setting PERCEPTION and JOBS.
+
+train() {  # train CONFIG_NAME EPOCHS: train once, resuming an interrupted run
+  local name=$1 epochs=$2 dir=outputs/train/$1
+  if [[ -f $dir/.done ]]; then
+    [[ $(cat "$dir/.done") == "epochs $epochs" ]] && return 0
+    echo "$dir was trained with '$(cat "$dir/.done")', not 'epochs $epochs':" \
+         "move it away to train this budget" >&2
+    return 1
+  fi
+  local resume=()
+  [[ -f $dir/checkpoints/last.pt ]] && resume=(--resume "$dir/checkpoints/last.pt")
+  mkdir -p "$dir"
+  echo "$(date +%T) train $name ($epochs epochs)"
+  # explicit checks: set -e does not apply inside a function called from an && list
+  if ! "$PERCEPTION" train "configs/models/$name.yaml" --epochs "$epochs" "${resume[@]}" \
+      >>"$dir/train.log" 2>&1; then
+    echo "$(date +%T) training $name failed: $dir/train.log" >&2
+    return 1
+  fi
+  echo "epochs $epochs" >"$dir/.done"
+  echo "$(date +%T) trained $name"
+}
+
+parallel() {  # run "$@" as commands, at most JOBS at a time; fail if any failed
+  local pids=() status=0
+  for cmd in "$@"; do
+    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || status=1; done
+    eval "$cmd" & pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  return $status
+}
