@@ -11,8 +11,8 @@
 #   JOBS=1 bash benchmarks/camera_levers.sh                         # one run at a time
 #
 # Camera+lidar fine-tunes run for each lever named in LEVERS that has one
-# (configs/models/sim_cpu_camera_lidar_<lever>.yaml, and <...>_no_dropout, the same without
-# modality dropout).
+# (configs/models/sim_cpu_camera_lidar_<lever>.yaml; <...>_no_dropout, the same without
+# modality dropout, and <...>_camera_dropout, with dropout on the camera alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERCEPTION=${PERCEPTION:-.venv/bin/perception}
@@ -57,7 +57,7 @@ main() {  # one function, parsed whole before it runs: editing this file mid-run
   # 2. camera+lidar from each lever that has a fine-tune config
   local fine=()
   for lever in "${LEVERS[@]}"; do
-    for name in sim_cpu_camera_lidar_${lever#sim_cpu_camera_}{,_no_dropout}; do
+    for name in sim_cpu_camera_lidar_${lever#sim_cpu_camera_}{,_no_dropout,_camera_dropout}; do
       [[ -f configs/models/$name.yaml ]] && fine+=("fused $name")
     done
   done

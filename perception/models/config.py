@@ -162,6 +162,9 @@ class FuserConfig:
             modalities (the size first, then a subset of that size uniformly); empty draws
             every subset equally often. ``[3, 1]`` with 3 present keeps one sensor in 3 of 4
             dropped samples, to train the single-sensor cases more.
+        dropout_modalities: ``one`` mode only: the modalities dropout may remove (empty: any).
+            ``[camera]`` trains the camera+lidar case with and without the camera while the
+            lidar path always sees lidar, as a lidar-only model does.
         presence_film: modulate the fused map with a learnt per-channel scale and shift for
             each sensor subset (:class:`~perception.models.fuser.PresenceFilm`); a module of
             its own (``presence_film``), so ``train.init_from`` can take the rest of the model
@@ -173,9 +176,12 @@ class FuserConfig:
     modality_dropout: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
     modality_dropout_mode: Literal["one", "subset"] = "one"
     subset_size_weights: tuple[float, ...] = field(default=(), metadata={"ge": 0.0})
+    dropout_modalities: tuple[Modality, ...] = ()
     presence_film: bool = False
 
     def validate(self) -> None:
+        if self.dropout_modalities and self.modality_dropout_mode != "one":
+            raise ValueError("dropout_modalities: needs modality_dropout_mode: one")
         if self.subset_size_weights and self.modality_dropout_mode != "subset":
             raise ValueError("subset_size_weights: needs modality_dropout_mode: subset")
         if self.subset_size_weights and sum(self.subset_size_weights) <= 0:

@@ -28,7 +28,7 @@ from ..types import Detections, Modality, SensorFrame
 from .backbone import SecondFPN
 from .batch import MODALITY_ORDER, Batch, BatchSpec, collate_frames
 from .camera import CameraFeatures, LSSCameraEncoder
-from .config import ModelConfig
+from .config import FuserConfig, ModelConfig
 from .fuser import PresenceFilm, build_fuser, modality_dropout
 from .heads import CenterHead, DecodedBoxes, TaskOutput, decode
 from .late_fusion import merge_boxes
@@ -196,7 +196,8 @@ class FusionDetector(_DetectorBase):
         if self.training and self.config.fuser.modality_dropout > 0:
             used = modality_dropout(used, self.config.fuser.modality_dropout,
                                     mode=self.config.fuser.modality_dropout_mode,
-                                    size_weights=self.config.fuser.subset_size_weights)
+                                    size_weights=self.config.fuser.subset_size_weights,
+                                    droppable=droppable_columns(self.config.fuser))
         batch = dataclasses.replace(batch, present=used)
         features, camera_features = self.encode(batch)
         return DetectorOutput(self.fuse_and_detect(features, used), used, camera_features)
@@ -274,7 +275,8 @@ class LateFusionDetector(_DetectorBase):
         if self.training and self.config.fuser.modality_dropout > 0:
             used = modality_dropout(used, self.config.fuser.modality_dropout,
                                     mode=self.config.fuser.modality_dropout_mode,
-                                    size_weights=self.config.fuser.subset_size_weights)
+                                    size_weights=self.config.fuser.subset_size_weights,
+                                    droppable=droppable_columns(self.config.fuser))
         batch = dataclasses.replace(batch, present=used)
         outs = {Modality(k): branch(batch) for k, branch in self.branches.items()}
         first = next(iter(outs.values()))
@@ -330,6 +332,14 @@ def to_detections(stamp_ns: int, decoded: DecodedBoxes, modalities: frozenset[Mo
         labels=decoded.labels.detach().cpu().numpy().astype(np.int32),
         velocities=decoded.velocities.detach().cpu().numpy().astype(np.float32),
         modalities=modalities)
+
+
+def droppable_columns(config: FuserConfig) -> torch.Tensor | None:
+    """(3,) bool over :data:`MODALITY_ORDER`: the modalities modality dropout may remove
+    (None: any)."""
+    if not config.dropout_modalities:
+        return None
+    return torch.tensor([m in config.dropout_modalities for m in MODALITY_ORDER])
 
 
 def _only_present(points: list[torch.Tensor], present: torch.Tensor) -> list[torch.Tensor]:

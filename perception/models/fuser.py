@@ -161,13 +161,15 @@ def build_fuser(modalities: tuple[Modality, ...], channels: dict[Modality, int],
 
 def modality_dropout(present: torch.Tensor, probability: float,
                      generator: torch.Generator | None = None, mode: str = "one",
-                     size_weights: tuple[float, ...] = ()) -> torch.Tensor:
+                     size_weights: tuple[float, ...] = (),
+                     droppable: torch.Tensor | None = None) -> torch.Tensor:
     """Training-time dropout. With ``probability``, a sample with >= 2 present modalities
     loses one of them (``mode="one"``, chosen uniformly) or keeps a non-empty proper subset of
     them (``mode="subset"``): uniformly over the subsets, or with ``size_weights`` the number
     kept first (``size_weights[n - 1]`` for n kept; missing entries weigh 0), then a subset of
     that size uniformly (uniformly over subsets when no possible size has weight).
-    present: (B, M) bool; returns a new mask."""
+    present: (B, M) bool; droppable: ``mode="one"`` only, (M,) bool, the columns that may be
+    removed (None: every column); returns a new mask."""
     if probability <= 0.0:
         return present
     out = present.clone()
@@ -181,7 +183,9 @@ def modality_dropout(present: torch.Tensor, probability: float,
             out[b] = False
             out[b, keep] = True
         else:
-            out[b, have[int(torch.randint(k, (), generator=generator))]] = False
+            can = have if droppable is None else have[droppable[have]]
+            if can.numel() > 0:
+                out[b, can[int(torch.randint(can.numel(), (), generator=generator))]] = False
     return out
 
 

@@ -13,7 +13,7 @@ from perception.config import from_dict
 from perception.errors import ConfigError
 from perception.models.batch import MODALITY_ORDER, collate_frames
 from perception.models.config import FuserConfig
-from perception.models.detector import build_detector
+from perception.models.detector import build_detector, droppable_columns
 from perception.models.fuser import ConcatFuser, GatedFuser, modality_dropout
 from perception.types import Modality
 
@@ -123,6 +123,28 @@ def test_modality_dropout_keeps_one_modality():
     dropped = (out[50:].sum(1) == 2).float().mean()
     assert 0.35 < float(dropped) < 0.65
     assert torch.equal(modality_dropout(present, 0.0), present)
+
+
+def test_dropout_removes_only_the_droppable_modalities():
+    """``dropout_modalities: [camera]``: lidar and radar stay in every sample; the camera goes
+    from about half of them; a sample whose only droppable sensor is absent is kept whole."""
+    present = torch.ones((400, 3), dtype=torch.bool)
+    cam = MODALITY_ORDER.index(Modality.CAMERA)
+    present[:100, cam] = False
+    config = from_dict(FuserConfig, {"modality_dropout": 0.5, "dropout_modalities": ["camera"]})
+    assert config.dropout_modalities == (Modality.CAMERA,)
+    droppable = droppable_columns(config)
+    assert droppable.tolist() == [m == Modality.CAMERA for m in MODALITY_ORDER]
+    out = modality_dropout(present, 0.5, torch.Generator().manual_seed(0), droppable=droppable)
+    others = [i for i in range(3) if i != cam]
+    assert torch.equal(out[:, others], present[:, others])
+    assert torch.equal(out[:100], present[:100])
+    assert 0.4 < float((~out[100:, cam]).float().mean()) < 0.6
+    with pytest.raises(ConfigError, match="dropout_modalities"):
+        from_dict(FuserConfig, {"modality_dropout_mode": "subset",
+                                "dropout_modalities": ["camera"]})
+    with pytest.raises(ConfigError, match="dropout_modalities"):
+        from_dict(FuserConfig, {"dropout_modalities": ["sonar"]})
 
 
 def test_subset_dropout_draws_every_proper_subset_and_never_empties():
