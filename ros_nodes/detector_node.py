@@ -148,6 +148,11 @@ class DetectorNode(Node):
         self._counts = {"processed": 0, "published_empty": 0, "skipped_no_modality": 0,
                         "failed": 0}
         self._by_modalities: dict[str, int] = {}
+        # Frames since the last diagnostics report, and how many of them lacked each expected
+        # modality: a sensor that drops every third message shows as DEGRADED even when the
+        # report happens to follow a frame that had it.
+        self._frames_since_report = 0
+        self._missing_since_report: dict[Modality, int] = {}
         self._reported_failed = 0
         self._stopping = threading.Event()
 
@@ -248,6 +253,9 @@ class DetectorNode(Node):
             if not len(detections):
                 self._counts["published_empty"] += 1
             self._by_modalities[used] = self._by_modalities.get(used, 0) + 1
+            self._frames_since_report += 1
+            for m in self.expected - out.modalities:
+                self._missing_since_report[m] = self._missing_since_report.get(m, 0) + 1
             self._last = {"done_ns": done_ns, "stamp_ns": aligned.stamp_ns,
                           "modalities": out.modalities, "missing": aligned.missing,
                           "processing_ms": processing_ms}
@@ -279,12 +287,15 @@ class DetectorNode(Node):
     # --------------------------------------------------------------------------------------
 
     def modalities_status(self) -> Any:
-        """OK with every expected modality in the last frame; WARN ``DEGRADED`` when some are
-        missing; ERROR when no frame came out for a while."""
+        """OK with every expected modality in every frame since the last report; WARN
+        ``DEGRADED`` when the last frame, or any since the last report, missed some; ERROR when
+        no frame came out for a while. Called once per report (it resets the counts)."""
         expected = "+".join(sorted(m.value for m in self.expected))
         with self._lock:
             last = dict(self._last) if self._last is not None else None
             by_modalities = dict(self._by_modalities)
+            frames, missed = self._frames_since_report, self._missing_since_report
+            self._frames_since_report, self._missing_since_report = 0, {}
         values: dict[str, object] = {"expected": expected,
                                      "frames_without_lidar": self.sync.frames_without_reference,
                                      "frames_by_modalities": ", ".join(
@@ -311,6 +322,11 @@ class DetectorNode(Node):
             return self.diagnostics.make_status(
                 "modalities", Health.WARN,
                 f"DEGRADED: {text} missing, running on {values['used']}", values)
+        if missed:
+            text = ", ".join(f"{m.value} missing in {n} of {frames} frames"
+                             for m, n in sorted(missed.items(), key=lambda kv: kv[0].value))
+            return self.diagnostics.make_status(
+                "modalities", Health.WARN, f"DEGRADED: {text} since the last report", values)
         return self.diagnostics.make_status("modalities", Health.OK, values["used"], values)
 
     def processing_status(self) -> Any:
