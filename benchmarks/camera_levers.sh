@@ -25,20 +25,6 @@ ALL_LEVERS="sim_cpu_camera sim_cpu_camera_depth_bins_0_5 sim_cpu_camera_depth_lo
             sim_cpu_camera_depth_levers sim_cpu_camera_hires_light sim_cpu_camera_aware_depth"
 read -r -a LEVERS <<<"${LEVERS:-$ALL_LEVERS}"
 
-evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]
-  local name=$1 split=$2 row=$3
-  shift 3
-  [[ -f $OUT/$split/$row/metrics.json ]] && return 0
-  mkdir -p "$OUT/$split"
-  echo "$(date +%T) evaluate $row on $split"
-  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "outputs/train/$name/checkpoints/last.pt" \
-      --split "$split" --no-plots --no-tracking "$@" --out "$OUT/$split/$row" \
-      >"$OUT/$split/$row.log" 2>&1; then
-    echo "$(date +%T) evaluating $row failed: $OUT/$split/$row.log" >&2
-    return 1
-  fi
-}
-
 lever() {  # a camera specialist with one lever: train, then both IoU rows on val
   train "$1" "$SPECIALIST_EPOCHS" &&
     evaluate "$1" val "$1" --no-ablations &&

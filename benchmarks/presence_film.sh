@@ -17,20 +17,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source benchmarks/runs.sh
 RUNS=(sim_fusion_camera_lidar_radar_film sim_fusion_camera_lidar_radar_continued)
 
-evaluate() {  # evaluate CONFIG_NAME SPLIT: every sensor subset
-  local name=$1 split=$2 dir=$OUT/$2/$1
-  [[ -f $dir/metrics.json ]] && return 0
-  mkdir -p "$OUT/$split"
-  echo "$(date +%T) evaluate $name on $split"
-  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "outputs/train/$name/checkpoints/last.pt" \
-      --split "$split" --single \
-      --no-plots --no-tracking --out "$dir" >"$dir.log" 2>&1; then
-    echo "$(date +%T) evaluating $name on $split failed: $dir.log" >&2
-    return 1
-  fi
+run() {  # train, then every sensor subset on the validation and then the test seeds
+  train "$1" "$EPOCHS" && evaluate "$1" val "$1" --single && evaluate "$1" test "$1" --single
 }
-
-run() { train "$1" "$EPOCHS" && evaluate "$1" val && evaluate "$1" test; }
 
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe
   "$PERCEPTION" train configs/models/sim_cpu_lidar.yaml --prepare-data >/dev/null

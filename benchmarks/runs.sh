@@ -1,5 +1,5 @@
 # Shared by the training benchmarks (fusion_taxonomy.sh, camera_levers.sh, presence_film.sh):
-# source it after setting PERCEPTION and JOBS.
+# source it after setting PERCEPTION and JOBS (and OUT for evaluate).
 
 train() {  # train CONFIG_NAME EPOCHS: train once, resuming an interrupted run
   local name=$1 epochs=$2 dir=outputs/train/$1
@@ -31,4 +31,18 @@ parallel() {  # run "$@" as commands, at most JOBS at a time; fail if any failed
   done
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
   return $status
+}
+
+evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]: to $OUT/SPLIT/ROW
+  local name=$1 split=$2 row=$3
+  shift 3
+  [[ -f $OUT/$split/$row/metrics.json ]] && return 0
+  mkdir -p "$OUT/$split"
+  echo "$(date +%T) evaluate $row on $split"
+  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "outputs/train/$name/checkpoints/last.pt" \
+      --split "$split" --no-plots --no-tracking "$@" --out "$OUT/$split/$row" \
+      >"$OUT/$split/$row.log" 2>&1; then
+    echo "$(date +%T) evaluating $row failed: $OUT/$split/$row.log" >&2
+    return 1
+  fi
 }

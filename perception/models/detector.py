@@ -114,6 +114,15 @@ class _DetectorBase(nn.Module):
                      else (device or "cuda"))
         return super().cuda(device)
 
+    def drop_modalities(self, used: torch.Tensor) -> torch.Tensor:
+        """``used`` (B, 3) after the config's modality dropout (training only)."""
+        fuser = self.config.fuser
+        if not self.training or fuser.modality_dropout <= 0:
+            return used
+        return modality_dropout(used, fuser.modality_dropout, mode=fuser.modality_dropout_mode,
+                                size_weights=fuser.subset_size_weights,
+                                droppable=droppable_columns(fuser))
+
     @property
     def spec(self) -> BatchSpec:
         return batch_spec(self.config)
@@ -193,11 +202,7 @@ class FusionDetector(_DetectorBase):
 
     def forward(self, batch: Batch) -> DetectorOutput:
         used = self.used_mask(batch)
-        if self.training and self.config.fuser.modality_dropout > 0:
-            used = modality_dropout(used, self.config.fuser.modality_dropout,
-                                    mode=self.config.fuser.modality_dropout_mode,
-                                    size_weights=self.config.fuser.subset_size_weights,
-                                    droppable=droppable_columns(self.config.fuser))
+        used = self.drop_modalities(used)
         batch = dataclasses.replace(batch, present=used)
         features, camera_features = self.encode(batch)
         return DetectorOutput(self.fuse_and_detect(features, used), used, camera_features)
@@ -272,11 +277,7 @@ class LateFusionDetector(_DetectorBase):
 
     def forward(self, batch: Batch) -> DetectorOutput:
         used = self.used_mask(batch)
-        if self.training and self.config.fuser.modality_dropout > 0:
-            used = modality_dropout(used, self.config.fuser.modality_dropout,
-                                    mode=self.config.fuser.modality_dropout_mode,
-                                    size_weights=self.config.fuser.subset_size_weights,
-                                    droppable=droppable_columns(self.config.fuser))
+        used = self.drop_modalities(used)
         batch = dataclasses.replace(batch, present=used)
         outs = {Modality(k): branch(batch) for k, branch in self.branches.items()}
         first = next(iter(outs.values()))
