@@ -11,8 +11,12 @@
 #   JOBS=1 bash benchmarks/camera_levers.sh                         # one run at a time
 #
 # Camera+lidar fine-tunes run for each lever named in LEVERS that has one
-# (configs/models/sim_cpu_camera_lidar_<lever>.yaml; <...>_no_dropout, the same without
-# modality dropout, and <...>_camera_dropout, with dropout on the camera alone).
+# (configs/models/sim_cpu_camera_lidar_<lever>[_<variant>].yaml for each variant in VARIANTS:
+# plain, the lever alone; no_dropout, without modality dropout; camera_dropout, with dropout on
+# the camera alone; lidar_depth, that and the lidar depth prior).
+#
+#   LEVERS=sim_cpu_camera_hires_light VARIANTS="camera_dropout lidar_depth" \
+#     bash benchmarks/camera_levers.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERCEPTION=${PERCEPTION:-.venv/bin/perception}
@@ -24,6 +28,7 @@ source benchmarks/runs.sh
 ALL_LEVERS="sim_cpu_camera sim_cpu_camera_depth_bins_0_5 sim_cpu_camera_depth_loss_3
             sim_cpu_camera_depth_levers sim_cpu_camera_hires_light sim_cpu_camera_aware_depth"
 read -r -a LEVERS <<<"${LEVERS:-$ALL_LEVERS}"
+read -r -a VARIANTS <<<"${VARIANTS:-plain no_dropout camera_dropout lidar_depth}"
 
 lever() {  # a camera specialist with one lever: train, then both IoU rows on val
   train "$1" "$SPECIALIST_EPOCHS" &&
@@ -43,7 +48,10 @@ main() {  # one function, parsed whole before it runs: editing this file mid-run
   # 2. camera+lidar from each lever that has a fine-tune config
   local fine=()
   for lever in "${LEVERS[@]}"; do
-    for name in sim_cpu_camera_lidar_${lever#sim_cpu_camera_}{,_no_dropout,_camera_dropout}; do
+    local variant name
+    for variant in "${VARIANTS[@]}"; do
+      name=sim_cpu_camera_lidar_${lever#sim_cpu_camera_}
+      [[ $variant == plain ]] || name+=_$variant
       [[ -f configs/models/$name.yaml ]] && fine+=("fused $name")
     done
   done

@@ -1,4 +1,4 @@
-# Shared by the training benchmarks (fusion_taxonomy.sh, camera_levers.sh, presence_film.sh):
+# Shared by the training benchmarks (fusion_taxonomy.sh, camera_levers.sh, shipped_fine_tunes.sh):
 # source it after setting PERCEPTION and JOBS (and OUT for evaluate).
 
 train() {  # train CONFIG_NAME EPOCHS: train once, resuming an interrupted run

@@ -65,24 +65,32 @@ class GraphSpec:
 class CameraNet(nn.Module):
     """Backbone + FPN + depth net of an LSS camera encoder; the view transform stays out.
 
-    A camera-aware depth net takes a second input, the (N, 4, h, w) pixel geometry
-    (:meth:`~perception.models.camera.LSSCameraEncoder.pixel_geometry`), which the runtime
-    computes from the calibration as it does the frustum.
+    Inputs after the images, computed by the runtime as it does the frustum:
+    - with camera-aware depth, the (N, 4, h, w) pixel geometry
+      (:meth:`~perception.models.camera.LSSCameraEncoder.pixel_geometry`), from the
+      calibration;
+    - with the lidar depth prior, the (N, D + 1, h, w) lidar depth
+      (:meth:`~perception.models.camera.LSSCameraEncoder.lidar_depth_input`), from the points.
     """
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
         self.backbone, self.neck, self.depth_net = encoder.backbone, encoder.neck, encoder.depth_net
+        self.depth_prior = encoder.depth_prior
+        self.aware = encoder.config.camera_aware_depth
         self.D = encoder.D
 
-    def forward(self, images: torch.Tensor, *geometry: torch.Tensor
+    def forward(self, images: torch.Tensor, *extra: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         _, f8, f16 = self.backbone(images)
         feats = self.neck(f8, f16)
-        if geometry:
-            feats = torch.cat([feats, geometry[0]], 1)
+        if self.aware:
+            feats = torch.cat([feats, extra[0]], 1)
         out = self.depth_net(feats)
-        return out[:, :self.D].softmax(1), out[:, self.D:]
+        logits = out[:, :self.D]
+        if self.depth_prior is not None:
+            logits = logits + self.depth_prior(extra[-1])
+        return logits.softmax(1), out[:, self.D:]
 
 
 class PainterNet(nn.Module):
@@ -181,10 +189,16 @@ def detector_graphs(detector: nn.Module, prefix: str = "", batch: int = 2) -> li
     if detector.camera is not None:
         image_hw = tuple(config.camera.image_size_hw)
         inputs, names = (torch.rand(2, 3, *image_hw),), ("images",)
+        h, w = detector.camera.feature_hw(image_hw)
         if config.camera.camera_aware_depth:
-            h, w = detector.camera.feature_hw(image_hw)
             inputs += (torch.randn(2, RAY_CHANNELS, h, w),)
             names += ("pixel_geometry",)
+        if config.camera.lidar_depth_prior:
+            D = detector.camera.D
+            hot = torch.nn.functional.one_hot(torch.randint(0, D, (2, h, w)), D)
+            mask = torch.rand(2, 1, h, w) < 0.5
+            inputs += (torch.cat([hot.permute(0, 3, 1, 2) * mask, mask], 1).float(),)
+            names += ("lidar_depth",)
         specs.append(GraphSpec(
             f"{prefix}camera.net", CameraNet(detector.camera), inputs, names,
             ("depth", "context"), {n: {0: "images"} for n in names + ("depth", "context")}))

@@ -240,12 +240,14 @@ class OnnxRuntimeDetector(nn.Module):
         if index.shape[0] == 0:
             return batch.images.new_zeros((B, encoder.out_channels, H, W))
         images = batch.images[index[:, 0], index[:, 1]]
-        geometry = ()
-        if encoder.config.camera_aware_depth:
-            with torch.autocast(batch.images.device.type, enabled=False):
-                geometry = (encoder.pixel_geometry(batch, index,
-                                                   encoder.feature_hw(images.shape[-2:])),)
-        depth, context = self._run(f"{name}.net", images, *geometry)
+        extra = ()
+        feature_hw = encoder.feature_hw(images.shape[-2:])
+        with torch.autocast(batch.images.device.type, enabled=False):
+            if encoder.config.camera_aware_depth:
+                extra += (encoder.pixel_geometry(batch, index, feature_hw),)
+            if encoder.config.lidar_depth_prior:
+                extra += (encoder.lidar_depth_input(batch, index, feature_hw),)
+        depth, context = self._run(f"{name}.net", images, *extra)
         plan = self._frustum_plan(encoder, batch, index, tuple(depth.shape))
         return ops.lss_pool(depth, context, plan)[:, :, 0]
 

@@ -101,7 +101,13 @@ RAY_CHANNELS = 4
 
 
 class LSSCameraEncoder(nn.Module):
-    """Lift-splat-shoot view transform over any number of cameras per sample."""
+    """Lift-splat-shoot view transform over any number of cameras per sample.
+
+    ``FRESH_PREFIXES``: tensors that start at zero and that a source checkpoint trained
+    without them lacks; ``train.init_from`` keeps their initialisation.
+    """
+
+    FRESH_PREFIXES: tuple[str, ...] = ("depth_prior.",)
 
     def __init__(self, config: CameraConfig, grid: GridConfig):
         super().__init__()
@@ -117,6 +123,12 @@ class LSSCameraEncoder(nn.Module):
         self.depth_net = nn.Sequential(
             conv_bn_relu(config.fpn_channels + geometry, config.fpn_channels),
             nn.Conv2d(config.fpn_channels, self.D + self.out_channels, 1))
+        self.depth_prior: nn.Conv2d | None = None
+        if config.lidar_depth_prior:
+            # Zero at the start: the encoder computes what it did without the prior.
+            self.depth_prior = nn.Conv2d(self.D + 1, self.D, 3, padding=1)
+            nn.init.zeros_(self.depth_prior.weight)
+            nn.init.zeros_(self.depth_prior.bias)
         lo, _, step = config.depth_m
         self.register_buffer("depth_centres_m",
                              lo + step * (torch.arange(self.D, dtype=torch.float32) + 0.5),
@@ -138,7 +150,11 @@ class LSSCameraEncoder(nn.Module):
                 rays = self.pixel_geometry(batch, index, feats.shape[-2:])
             feats = torch.cat([feats, rays.to(feats.dtype)], 1)
         out = self.depth_net(feats)
-        depth = out[:, :self.D].softmax(1)
+        logits = out[:, :self.D]
+        if self.depth_prior is not None:
+            lidar_depth = self.lidar_depth_input(batch, index, feats.shape[-2:])
+            logits = logits + self.depth_prior(lidar_depth.to(logits.dtype))
+        depth = logits.softmax(1)
         context = out[:, self.D:]
         # (N, D, h, w, C): depth probability times context, one row per frustum point.
         frustum = depth.unsqueeze(-1) * context.permute(0, 2, 3, 1).unsqueeze(1)
@@ -188,6 +204,15 @@ class LSSCameraEncoder(nn.Module):
         unit = F.normalize(torch.einsum("nij,nhwj->nihw", T[:, :3, :3], rays), dim=1)
         height = T[:, 2, 3].view(-1, 1, 1, 1).expand(-1, 1, *unit.shape[-2:])
         return torch.cat([unit, height], 1)
+
+    def lidar_depth_input(self, batch: Batch, index: torch.Tensor, feature_hw) -> torch.Tensor:
+        """(N, D + 1, h, w) float32 input of the lidar depth prior: a one-hot of the depth
+        bin of the nearest lidar point in each feature pixel, then a channel that is 1 where
+        one projects; all 0 for samples without lidar."""
+        target, mask = self.lidar_depth_targets(batch, index, feature_hw)
+        onehot = F.one_hot(target, self.D).permute(0, 3, 1, 2).float()
+        mask = mask[:, None].float()
+        return torch.cat([onehot * mask, mask], 1)
 
     def frustum_cells(self, batch: Batch, index: torch.Tensor, feature_hw
                       ) -> tuple[torch.Tensor, torch.Tensor]:

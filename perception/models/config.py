@@ -101,6 +101,12 @@ class CameraConfig:
             Convolutions are blind to where a pixel sits in the image and to how the camera
             is mounted; for objects on the ground the ray's elevation and the height fix the
             depth.
+        lidar_depth_prior: camera+lidar models only: the depth distribution also sees the
+            lidar. Per feature pixel, the depth bin of the nearest lidar point that projects
+            there (one-hot, and a mask) goes through a 3x3 convolution added to the depth
+            logits (BEVFusion feeds lidar depth to its depth net the same way). The
+            convolution starts at zero, so a camera taken from a camera-only model starts as
+            it was; without lidar in a sample the logits are the camera's own.
     """
 
     image_size_hw: tuple[int, int] = field(default=(64, 96), metadata={"gt": 0})
@@ -113,6 +119,7 @@ class CameraConfig:
     out_channels: int = field(default=64, metadata={"gt": 0})
     depth_loss_weight: float = field(default=0.0, metadata={"ge": 0.0})
     camera_aware_depth: bool = False
+    lidar_depth_prior: bool = False
 
     def validate(self) -> None:
         lo, hi, step = self.depth_m
@@ -302,6 +309,11 @@ class ModelConfig:
                                  "camera and radar sections")
         elif self.painting is not None:
             raise ValueError(f"painting: only used with fusion 'early', not {self.fusion!r}")
+        if self.camera is not None and self.camera.lidar_depth_prior and (
+                self.lidar is None or self.fusion != "intermediate"):
+            raise ValueError("camera.lidar_depth_prior: needs a lidar section and fusion "
+                             "'intermediate' (the camera's depth is conditioned on the lidar "
+                             "of the same model)")
 
     def modalities(self) -> frozenset[Modality]:
         """Modalities the model consumes (cameras feed painting in early fusion)."""

@@ -5,7 +5,9 @@ from their encoders (and the lidar model's BEV backbone and head) and fine-tune.
 named by the detector's top-level modules (``lidar``, ``camera``, ``radar``, ``painter``,
 ``fuser``, ``backbone``, ``head``); every tensor of a named part must exist in the source
 checkpoint with the same shape, otherwise nothing is loaded and a :class:`ConfigError` says
-which tensor disagrees. One exception: ``fuser`` taken from a single-modality checkpoint into
+which tensor disagrees. Tensors a module names in ``FRESH_PREFIXES`` (additions that start at
+zero, such as the camera's lidar depth prior) may be missing from the source and keep their
+initialisation. One exception: ``fuser`` taken from a single-modality checkpoint into
 a multi-modality concat fuser is widened by
 :meth:`~perception.models.fuser.ConcatFuser.load_single_modality` (the other modalities'
 input weights start at zero, so the fused model starts as the single-modality one).
@@ -56,6 +58,10 @@ def load_pretrained(model: nn.Module, sources: tuple[PretrainedSource, ...] | li
                 widenings.append(widening)
                 report[key] = len(widening[2])
                 continue
+            fresh = tuple(target + "." + p for p in
+                          getattr(model.get_submodule(target), "FRESH_PREFIXES", ()))
+            wanted = [k for k in wanted
+                      if not (k.startswith(fresh) and k[len(prefix):] not in checkpoint["model"])]
             found = _same_tensors(own, [k[len(prefix):] for k in wanted], checkpoint["model"],
                                   module, source.checkpoint, prefix)
             copies.update({prefix + k: v for k, v in found.items()})

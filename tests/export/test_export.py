@@ -100,6 +100,32 @@ def test_camera_aware_depth_graph_takes_the_pixel_geometry(tmp_path, nuscenes_fr
     assert not torch.allclose(depths[0], depths[1], atol=1e-5)
 
 
+def test_lidar_depth_prior_graph_takes_the_lidar_depth(tmp_path, nuscenes_frames):
+    """The camera graph of a model with the lidar depth prior takes the lidar depth the
+    runtime computes from the points, and the whole ONNX model agrees with PyTorch, with and
+    without lidar."""
+    config = small_model_config()
+    config = dataclasses.replace(config, camera=dataclasses.replace(config.camera,
+                                                                    lidar_depth_prior=True))
+    model = build_detector(config).eval()
+    with torch.no_grad():  # a prior that matters (it starts at zero)
+        model.camera.depth_prior.weight.normal_(0.0, 1.0)
+    export_onnx(model, tmp_path)
+    inputs = read_manifest(tmp_path)["graphs"]["camera.net"]["inputs"]
+    assert [i["name"] for i in inputs] == ["images", "lidar_depth"]
+    ort_model = OnnxRuntimeDetector(model, tmp_path, threads=1)
+    batch = collate_frames(nuscenes_frames[:1], model.spec)
+    outputs = []
+    with torch.no_grad():
+        for b in (batch, batch.without({Modality.LIDAR})):
+            a, o = model(b), ort_model(b)
+            for x, y in zip(a.tasks, o.tasks):
+                assert torch.allclose(x.heatmap, y.heatmap, atol=1e-4)
+                assert torch.allclose(x.regression, y.regression, atol=1e-4)
+            outputs.append(o.tasks[0].heatmap)
+    assert not torch.allclose(outputs[0], outputs[1], atol=1e-3)
+
+
 def test_fp16_graphs_run_in_onnxruntime(tmp_path, nuscenes_frames):
     model = build_detector(small_model_config()).eval()
     export_onnx(model, tmp_path, fp16=True)

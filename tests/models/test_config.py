@@ -88,6 +88,7 @@ def _write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
     ("model: {fusion: early, lidar: {}}", "model"),
     ("model: {}", "model"),
     ("model: {camera: {image_size_hw: [60, 96]}}", "model.camera"),
+    ("model: {camera: {lidar_depth_prior: true}}", "model"),
     ("model: {lidar: {}, backbone: {layer_nums: [1, 1], layer_strides: [1]}}",
      "model.backbone"),
     ("model: {lidar: {}}\ndata: {train_seeds: [1, 2], val_seeds: [2]}", "data"),

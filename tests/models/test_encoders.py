@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from perception.models.backbone import SecondFPN
@@ -123,6 +124,51 @@ def test_camera_depth_targets_from_lidar(tiny_frames):
     assert mask.any() and target.min() >= 0 and target.max() < enc.D
     loss = enc.depth_loss(out, batch)
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_lidar_depth_prior_starts_at_zero_and_reads_the_lidar(tiny_frames):
+    config = small_model_config()
+    plain = LSSCameraEncoder(config.camera, config.grid).eval()
+    camera = dataclasses.replace(config.camera, lidar_depth_prior=True)
+    enc = LSSCameraEncoder(camera, config.grid).eval()
+    missing, unexpected = enc.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["depth_prior.weight", "depth_prior.bias"] and not unexpected
+    batch = _batch(tiny_frames[:1], config)
+    # Zero at the start: the same depth as the encoder without the prior.
+    out = enc(batch)
+    assert torch.allclose(out.depth, plain(batch).depth)
+    # The input: the nearest lidar point's bin, one-hot, and a mask channel.
+    h, w = out.depth.shape[-2:]
+    lidar = enc.lidar_depth_input(batch, out.index, (h, w))
+    target, mask = enc.lidar_depth_targets(batch, out.index, (h, w))
+    assert lidar.shape == (1, enc.D + 1, h, w)
+    assert torch.equal(lidar[:, -1].bool(), mask) and 0 < int(mask.sum()) < h * w
+    assert torch.equal(lidar[:, :-1].sum(1), mask.float())
+    assert torch.equal(lidar[:, :-1].argmax(1)[mask], target[mask])
+    # A prior that boosts the lidar's bin puts the depth there where lidar projects...
+    with torch.no_grad():
+        enc.depth_prior.weight[:, :enc.D, 1, 1] = 50.0 * torch.eye(enc.D)
+    boosted = enc(batch).depth
+    assert torch.equal(boosted.argmax(1)[mask], target[mask])
+    far = _far_from(mask)  # out of the 3x3 prior's reach: the camera's own depth
+    assert bool(far.any())
+    assert torch.allclose(boosted.permute(0, 2, 3, 1)[far], out.depth.permute(0, 2, 3, 1)[far])
+    # ...and changes nothing in a sample without lidar.
+    no_lidar = batch.without({Modality.LIDAR})
+    assert torch.allclose(enc(no_lidar).depth, plain(no_lidar).depth)
+
+
+def _far_from(mask: torch.Tensor) -> torch.Tensor:
+    """Pixels with no masked pixel among their 3x3 neighbours (out of a 3x3 prior's reach)."""
+    near = torch.nn.functional.max_pool2d(mask[:, None].float(), 3, 1, 1)[:, 0]
+    return near == 0
+
+
+def test_lidar_depth_prior_needs_lidar_in_the_model():
+    config = small_model_config(lidar=None)
+    camera = dataclasses.replace(config.camera, lidar_depth_prior=True)
+    with pytest.raises(ValueError, match="lidar_depth_prior"):
+        dataclasses.replace(config, camera=camera).validate()
 
 
 def test_radar_encoder_shape_and_velocity_channels(tiny_frames):

@@ -110,6 +110,37 @@ def test_widened_fuser_starts_as_the_single_modality_model(tiny_frames, tmp_path
     assert conv.grad[:, 16:48].abs().sum() > 0  # camera and radar channels
 
 
+def test_lidar_depth_prior_starts_fresh_from_a_camera_without_it(tiny_frames, tmp_path):
+    """A camera taken from a model without the lidar depth prior: every other camera tensor
+    is copied, the prior stays at zero; a source that has the prior gives it too."""
+    import dataclasses
+
+    from perception.models.checkpoint import CHECKPOINT_FORMAT
+
+    source = build_detector(small_model_config())
+    torch.save({"format": CHECKPOINT_FORMAT, "model": source.state_dict(), "config": {}},
+               tmp_path / "camera.pt")
+    config = small_model_config()
+    config.camera = dataclasses.replace(config.camera, lidar_depth_prior=True)
+    fused = build_detector(config)
+    report = load_pretrained(fused, [PretrainedSource(str(tmp_path / "camera.pt"), ("camera",))])
+    state = fused.state_dict()
+    own = [k for k in state if k.startswith("camera.")]
+    assert report == {"camera.pt:camera": len(own) - 2}
+    for key in own:
+        if key.startswith("camera.depth_prior."):
+            assert not state[key].any(), key
+        else:
+            assert torch.equal(state[key], source.state_dict()[key]), key
+    with torch.no_grad():
+        fused.camera.depth_prior.weight.fill_(0.5)
+    torch.save({"format": CHECKPOINT_FORMAT, "model": fused.state_dict(), "config": {}},
+               tmp_path / "prior.pt")
+    again = build_detector(config)
+    load_pretrained(again, [PretrainedSource(str(tmp_path / "prior.pt"), ("camera",))])
+    assert bool((again.camera.depth_prior.weight == 0.5).all())
+
+
 def test_widened_fuser_refuses_a_source_without_that_modality(tiny_frames, tmp_path):
     _, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
     camera_radar = build_detector(small_model_config(lidar=None))
