@@ -96,6 +96,27 @@ class CameraFeatures:
     index: torch.Tensor
 
 
+class LidarDepthPrior(nn.Module):
+    """Depth logits from lidar: (N, D + 1, h, w) lidar depth
+    (:meth:`LSSCameraEncoder.lidar_depth_input`) -> (N, D, h, w), added to the camera's.
+
+    A 3x3 convolution that starts at zero, times ``GAIN``: AdamW moves each weight by about
+    the learning rate per step, so a fine-tune of a few hundred steps at 5e-4 could move
+    unscaled logits by 0.2 at most, where a softmax over tens of bins needs several.
+    """
+
+    GAIN = 30.0
+
+    def __init__(self, num_bins: int):
+        super().__init__()
+        self.conv = nn.Conv2d(num_bins + 1, num_bins, 3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, lidar_depth: torch.Tensor) -> torch.Tensor:
+        return self.GAIN * self.conv(lidar_depth)
+
+
 RAY_CHANNELS = 4
 """Channels of :meth:`LSSCameraEncoder.pixel_geometry`: unit ray (x, y, z) and camera height."""
 
@@ -123,12 +144,8 @@ class LSSCameraEncoder(nn.Module):
         self.depth_net = nn.Sequential(
             conv_bn_relu(config.fpn_channels + geometry, config.fpn_channels),
             nn.Conv2d(config.fpn_channels, self.D + self.out_channels, 1))
-        self.depth_prior: nn.Conv2d | None = None
-        if config.lidar_depth_prior:
-            # Zero at the start: the encoder computes what it did without the prior.
-            self.depth_prior = nn.Conv2d(self.D + 1, self.D, 3, padding=1)
-            nn.init.zeros_(self.depth_prior.weight)
-            nn.init.zeros_(self.depth_prior.bias)
+        # Zero at the start: the encoder computes what it did without the prior.
+        self.depth_prior = LidarDepthPrior(self.D) if config.lidar_depth_prior else None
         lo, _, step = config.depth_m
         self.register_buffer("depth_centres_m",
                              lo + step * (torch.arange(self.D, dtype=torch.float32) + 0.5),

@@ -109,7 +109,7 @@ def test_lidar_depth_prior_graph_takes_the_lidar_depth(tmp_path, nuscenes_frames
                                                                     lidar_depth_prior=True))
     model = build_detector(config).eval()
     with torch.no_grad():  # a prior that matters (it starts at zero)
-        model.camera.depth_prior.weight.normal_(0.0, 1.0)
+        model.camera.depth_prior.conv.weight.normal_(0.0, 0.05)
     export_onnx(model, tmp_path)
     inputs = read_manifest(tmp_path)["graphs"]["camera.net"]["inputs"]
     assert [i["name"] for i in inputs] == ["images", "lidar_depth"]

@@ -132,7 +132,7 @@ def test_lidar_depth_prior_starts_at_zero_and_reads_the_lidar(tiny_frames):
     camera = dataclasses.replace(config.camera, lidar_depth_prior=True)
     enc = LSSCameraEncoder(camera, config.grid).eval()
     missing, unexpected = enc.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["depth_prior.weight", "depth_prior.bias"] and not unexpected
+    assert missing == ["depth_prior.conv.weight", "depth_prior.conv.bias"] and not unexpected
     batch = _batch(tiny_frames[:1], config)
     # Zero at the start: the same depth as the encoder without the prior.
     out = enc(batch)
@@ -147,7 +147,7 @@ def test_lidar_depth_prior_starts_at_zero_and_reads_the_lidar(tiny_frames):
     assert torch.equal(lidar[:, :-1].argmax(1)[mask], target[mask])
     # A prior that boosts the lidar's bin puts the depth there where lidar projects...
     with torch.no_grad():
-        enc.depth_prior.weight[:, :enc.D, 1, 1] = 50.0 * torch.eye(enc.D)
+        enc.depth_prior.conv.weight[:, :enc.D, 1, 1] = torch.eye(enc.D)
     boosted = enc(batch).depth
     assert torch.equal(boosted.argmax(1)[mask], target[mask])
     far = _far_from(mask)  # out of the 3x3 prior's reach: the camera's own depth

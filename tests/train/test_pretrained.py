@@ -133,12 +133,12 @@ def test_lidar_depth_prior_starts_fresh_from_a_camera_without_it(tiny_frames, tm
         else:
             assert torch.equal(state[key], source.state_dict()[key]), key
     with torch.no_grad():
-        fused.camera.depth_prior.weight.fill_(0.5)
+        fused.camera.depth_prior.conv.weight.fill_(0.5)
     torch.save({"format": CHECKPOINT_FORMAT, "model": fused.state_dict(), "config": {}},
                tmp_path / "prior.pt")
     again = build_detector(config)
     load_pretrained(again, [PretrainedSource(str(tmp_path / "prior.pt"), ("camera",))])
-    assert bool((again.camera.depth_prior.weight == 0.5).all())
+    assert bool((again.camera.depth_prior.conv.weight == 0.5).all())
 
 
 def test_widened_fuser_refuses_a_source_without_that_modality(tiny_frames, tmp_path):
