@@ -1,8 +1,11 @@
 # Shared by the training benchmarks (fusion_taxonomy.sh, camera_levers.sh, shipped_fine_tunes.sh):
 # source it after setting PERCEPTION and JOBS (and OUT for evaluate).
 
-train() {  # train CONFIG_NAME EPOCHS: train once, resuming an interrupted run
-  local name=$1 epochs=$2 dir=outputs/train/$1
+train() {  # train CONFIG_NAME EPOCHS [RUN [perception train flags...]]: train once into
+           # outputs/train/RUN (default CONFIG_NAME), resuming an interrupted run
+  local name=$1 epochs=$2 run=${3:-$1}
+  local dir=outputs/train/$run
+  shift $(( $# < 3 ? $# : 3 ))
   if [[ -f $dir/.done ]]; then
     [[ $(cat "$dir/.done") == "epochs $epochs" ]] && return 0
     echo "$dir was trained with '$(cat "$dir/.done")', not 'epochs $epochs':" \
@@ -12,15 +15,15 @@ train() {  # train CONFIG_NAME EPOCHS: train once, resuming an interrupted run
   local resume=()
   [[ -f $dir/checkpoints/last.pt ]] && resume=(--resume "$dir/checkpoints/last.pt")
   mkdir -p "$dir"
-  echo "$(date +%T) train $name ($epochs epochs)"
+  echo "$(date +%T) train $run ($epochs epochs)"
   # explicit checks: set -e does not apply inside a function called from an && list
-  if ! "$PERCEPTION" train "configs/models/$name.yaml" --epochs "$epochs" "${resume[@]}" \
-      >>"$dir/train.log" 2>&1; then
-    echo "$(date +%T) training $name failed: $dir/train.log" >&2
+  if ! "$PERCEPTION" train "configs/models/$name.yaml" --epochs "$epochs" --out "$dir" \
+      "${resume[@]}" "$@" >>"$dir/train.log" 2>&1; then
+    echo "$(date +%T) training $run failed: $dir/train.log" >&2
     return 1
   fi
   echo "epochs $epochs" >"$dir/.done"
-  echo "$(date +%T) trained $name"
+  echo "$(date +%T) trained $run"
 }
 
 parallel() {  # run "$@" as commands, at most JOBS at a time; fail if any failed
@@ -33,13 +36,14 @@ parallel() {  # run "$@" as commands, at most JOBS at a time; fail if any failed
   return $status
 }
 
-evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]: to $OUT/SPLIT/ROW
-  local name=$1 split=$2 row=$3
+evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]: to $OUT/SPLIT/ROW,
+              # the checkpoint of outputs/train/$RUN (default CONFIG_NAME)
+  local name=$1 split=$2 row=$3 run=${RUN:-$1}
   shift 3
   [[ -f $OUT/$split/$row/metrics.json ]] && return 0
   mkdir -p "$OUT/$split"
   echo "$(date +%T) evaluate $row on $split"
-  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "outputs/train/$name/checkpoints/last.pt" \
+  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "outputs/train/$run/checkpoints/last.pt" \
       --split "$split" --no-plots --no-tracking "$@" --out "$OUT/$split/$row" \
       >"$OUT/$split/$row.log" 2>&1; then
     echo "$(date +%T) evaluating $row failed: $OUT/$split/$row.log" >&2

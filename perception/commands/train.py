@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--max-steps-per-epoch", type=int, help="override "
                    "train.max_steps_per_epoch")
+    p.add_argument("--seed", type=int, help="override train.seed (to measure how far the "
+                   "same config moves between runs)")
     p.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
                    help="processes on this node (> 1: relaunch under torchrun)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
@@ -75,7 +77,8 @@ def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
             str(args.config), "--nproc-per-node", str(args.nproc_per_node)]
     for flag, value in (("--out", args.out), ("--resume", args.resume),
                         ("--epochs", args.epochs),
-                        ("--max-steps-per-epoch", args.max_steps_per_epoch)):
+                        ("--max-steps-per-epoch", args.max_steps_per_epoch),
+                        ("--seed", args.seed)):
         if value is not None:
             argv += [flag, str(value)]
     if args.cpu:
@@ -95,6 +98,8 @@ def _train(args: argparse.Namespace) -> int:
         train = dataclasses.replace(train, epochs=args.epochs)
     if args.max_steps_per_epoch is not None:
         train = dataclasses.replace(train, max_steps_per_epoch=args.max_steps_per_epoch)
+    if args.seed is not None:
+        train = dataclasses.replace(train, seed=args.seed)
     if args.out is not None:
         train = dataclasses.replace(train, out_dir=str(args.out))
     config = dataclasses.replace(config, train=train)

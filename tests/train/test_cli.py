@@ -99,3 +99,15 @@ def test_eval_config_checkpoint_reports_every_ablation(tmp_path, capsys):
     assert "differs" in capsys.readouterr().err
     assert main(["eval", str(config)]) == 1
     assert "CKPT" in capsys.readouterr().err
+
+
+def test_seed_flag_overrides_the_training_seed(tmp_path):
+    from perception.models.checkpoint import load_checkpoint_file
+
+    run = tmp_path / "seeded"
+    config = _tiny_experiment(tmp_path, tmp_path / "cache", tmp_path / "unused")
+    assert main(["train", str(config), "--seed", "3", "--out", str(run),
+                 "--max-steps-per-epoch", "1"]) == 0
+    state = load_checkpoint_file(run / "checkpoints" / "last.pt")
+    assert state["config"]["train"]["seed"] == 3
+    assert not (tmp_path / "unused").exists()
