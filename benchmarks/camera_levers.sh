@@ -46,9 +46,8 @@ main() {  # one function, parsed whole before it runs: editing this file mid-run
   parallel "train sim_cpu_lidar $SPECIALIST_EPOCHS && fused sim_cpu_lidar_continued" \
            "${LEVERS[@]/#/lever }"
   # 2. camera+lidar from each lever that has a fine-tune config
-  local fine=()
+  local fine=() lever variant name
   for lever in "${LEVERS[@]}"; do
-    local variant name
     for variant in "${VARIANTS[@]}"; do
       name=sim_cpu_camera_lidar_${lever#sim_cpu_camera_}
       [[ $variant == plain ]] || name+=_$variant

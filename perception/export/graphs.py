@@ -194,10 +194,7 @@ def detector_graphs(detector: nn.Module, prefix: str = "", batch: int = 2) -> li
             inputs += (torch.randn(2, RAY_CHANNELS, h, w),)
             names += ("pixel_geometry",)
         if config.camera.lidar_depth_prior:
-            D = detector.camera.D
-            hot = torch.nn.functional.one_hot(torch.randint(0, D, (2, h, w)), D)
-            mask = torch.rand(2, 1, h, w) < 0.5
-            inputs += (torch.cat([hot.permute(0, 3, 1, 2) * mask, mask], 1).float(),)
+            inputs += (torch.rand(2, detector.camera.D + 1, h, w),)
             names += ("lidar_depth",)
         specs.append(GraphSpec(
             f"{prefix}camera.net", CameraNet(detector.camera), inputs, names,
