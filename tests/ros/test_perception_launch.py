@@ -143,7 +143,8 @@ def test_sim_perception_end_to_end(launch_with_env, ros_node, spin):
         ros_node.test_executor.spin_once(timeout_sec=0.1)
     settle = time.monotonic() + SETTLE_S
     last = max(truth)
-    while time.monotonic() < settle and not (last in tracks and last in track_objects):
+    while time.monotonic() < settle and not (last in tracks and last in track_objects
+                                             and last in statuses):
         ros_node.test_executor.spin_once(timeout_sec=0.1)
     assert launched.interrupt() == 0, launched.output
     profile = package_share("fusion_perception") / "fastdds_loopback.xml"
@@ -166,12 +167,15 @@ def test_sim_perception_end_to_end(launch_with_env, ros_node, spin):
     assert since_joined(detections) <= set(sweeps)
     assert since_joined(tracks) <= since_joined(detections)
     assert since_joined(track_objects) == since_joined(tracks)
-    run = _longest_run(sweeps, set(detections) & set(tracks))
-    assert len(run) >= CONSECUTIVE, (len(run), len(sweeps), len(detections), len(tracks))
+    assert since_joined(statuses) <= since_joined(detections)  # one status per detected frame
+    # the status topic is matched in its own time too, and its last message may trail the
+    # tracks' on a loaded machine: the run is taken where all three were received
+    run = _longest_run(sweeps, set(detections) & set(tracks) & set(statuses))
+    assert len(run) >= CONSECUTIVE, (len(run), len(sweeps), len(detections), len(tracks),
+                                     len(statuses))
     for stamp in run:
         assert detections[stamp].header.frame_id == "base_link"
         assert tracks[stamp].header.frame_id == "base_link"
-        assert stamp_to_ns(statuses[stamp].header.stamp) == stamp
     # on a loaded machine a best-effort image or scan may come too late for its frame
     full = [list(statuses[s].modalities) == ["camera", "lidar", "radar"] for s in run]
     assert sum(full) >= 0.8 * len(run), [list(statuses[s].modalities) for s in run]
