@@ -4,9 +4,9 @@
 # evaluated alone on the validation seeds (Waymo IoU and IoU 0.3) and the test seeds; then
 # camera+lidar fine-tuned from it and the 3-epoch lidar specialist (2 epochs, as
 # camera_levers.sh), with the lidar depth prior for train.seed 0 and 1 and without it for
-# seed 0, each on the validation and test seeds. The lidar control they are compared with is
-# camera_levers.sh's and seed_spread.sh's `sim_cpu_lidar_continued`. Safe to rerun, as the
-# other scripts.
+# seed 0 (`seeded` in runs.sh), each on the validation and test seeds. The lidar control
+# they are compared with is camera_levers.sh's and seed_spread.sh's
+# `sim_cpu_lidar_continued`. Safe to rerun, as the other scripts.
 #
 #   bash benchmarks/camera_budget.sh
 #   FINE="sim_cpu_camera_lidar_hires_light_6ep_lidar_depth:2" bash benchmarks/camera_budget.sh
@@ -30,17 +30,11 @@ camera() {  # the specialist: train, then both IoU rows on val and the test row
     evaluate "$CAMERA" test "$CAMERA" --no-ablations
 }
 
-fused() {  # fused CONFIG:SEED: train into outputs/train/CONFIG_seedSEED, then val and test
-  local name=${1%:*} seed=${1##*:}
-  local run=${name}_seed$seed
-  train "$name" "$FUSED_EPOCHS" "$run" --seed "$seed" &&
-    RUN=$run evaluate "$name" val "$run" && RUN=$run evaluate "$name" test "$run" --single
-}
-
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe
   "$PERCEPTION" train configs/models/sim_cpu_lidar.yaml --prepare-data >/dev/null
   parallel "train sim_cpu_lidar $LIDAR_EPOCHS" "camera"
-  parallel "${FINE[@]/#/fused }"
+  local fine=("${FINE[@]/#/seeded }")   # CONFIG:SEED -> seeded CONFIG EPOCHS SEED
+  parallel "${fine[@]/:/ $FUSED_EPOCHS }"
   echo "camera budget: $OUT"
 }
 

@@ -19,14 +19,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source benchmarks/runs.sh
 read -r -a RUNS <<<"${RUNS:-sim_cpu_lidar_continued sim_cpu_camera_lidar_hires_light_lidar_depth}"
 
-again() {  # train CONFIG with train.seed SEED, then validation and test
-  local run=${1}_seed$SEED
-  train "$1" "$EPOCHS" "$run" --seed "$SEED" &&
-    RUN=$run evaluate "$1" val "$run" && RUN=$run evaluate "$1" test "$run" --single
-}
-
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe
-  parallel "${RUNS[@]/#/again }"
+  local runs=("${RUNS[@]/#/seeded }")
+  parallel "${runs[@]/%/ $EPOCHS $SEED}"
   echo "seed spread: $OUT"
 }
 
