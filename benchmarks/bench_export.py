@@ -44,8 +44,8 @@ def _lss_pool(report: Report) -> None:
     batch = collate_frames(frames, model.spec)
     index = (batch.camera_valid & batch.has(Modality.CAMERA)[:, None]).nonzero()
     with torch.no_grad():  # the encoder's own depth and context of these images
-        _, f8, f16 = encoder.backbone(batch.images[index[:, 0], index[:, 1]])
-        out = encoder.depth_net(encoder.neck(f8, f16))
+        out = encoder.depth_net(encoder.neck(*encoder.backbone(batch.images[index[:, 0],
+                                                                             index[:, 1]])))
     depth = out[:, :encoder.D].softmax(1).contiguous()
     context = out[:, encoder.D:].contiguous()
     cells, valid = encoder.frustum_cells(batch, index, tuple(depth.shape[-2:]))

@@ -51,9 +51,10 @@ evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]: to $O
   fi
 }
 
-seeded() {  # seeded CONFIG_NAME EPOCHS SEED: train with train.seed SEED into
-            # outputs/train/CONFIG_NAME_seedSEED, then val (each sensor removed) and test
-  local run=${1}_seed$3
+seeded() {  # seeded CONFIG_NAME EPOCHS SEED [RUN]: train with train.seed SEED into
+            # outputs/train/RUN (default CONFIG_NAME_seedSEED), then val (each sensor
+            # removed) and test
+  local run=${4:-${1}_seed$3}
   train "$1" "$2" "$run" --seed "$3" &&
     RUN=$run evaluate "$1" val "$run" && RUN=$run evaluate "$1" test "$run" --single
 }

@@ -82,8 +82,7 @@ class CameraNet(nn.Module):
 
     def forward(self, images: torch.Tensor, *extra: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        _, f8, f16 = self.backbone(images)
-        feats = self.neck(f8, f16)
+        feats = self.neck(*self.backbone(images))
         if self.aware:
             feats = torch.cat([feats, extra[0]], 1)
         out = self.depth_net(feats)
@@ -101,8 +100,7 @@ class PainterNet(nn.Module):
         self.backbone, self.neck, self.head = painter.backbone, painter.neck, painter.head
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _, f8, f16 = self.backbone(images)
-        return self.head(self.neck(f8, f16))
+        return self.head(self.neck(*self.backbone(images)))
 
 
 class SplitInputConcatFuser(nn.Module):

@@ -41,7 +41,7 @@ class BasicBlock(nn.Module):
 class ImageBackbone(nn.Module):
     """ResNet-like: stem (stride 2) and three stages at strides 4, 8, 16.
 
-    Input (N, 3, H, W) float32 RGB in [0, 1]; output the stride-8 and stride-16 maps.
+    Input (N, 3, H, W) float32 RGB in [0, 1]; output the stride-4, 8 and 16 maps.
     """
 
     def __init__(self, channels: tuple[int, ...]):
@@ -63,21 +63,25 @@ class ImageBackbone(nn.Module):
 
 
 class SmallFPN(nn.Module):
-    """Top-down merge of the stride-16 map into the stride-8 map (or stride 16 alone)."""
+    """Top-down merge of the stride-16 map into each finer map down to ``stride`` (4, 8 or
+    16): ``neck(*backbone(images))`` is the (N, out_channels, H / stride, W / stride) map."""
 
     def __init__(self, channels: tuple[int, ...], out_channels: int, stride: int):
         super().__init__()
         self.stride = stride
         self.lateral16 = nn.Conv2d(channels[2], out_channels, 1)
-        self.lateral8 = nn.Conv2d(channels[1], out_channels, 1) if stride == 8 else None
+        self.lateral8 = nn.Conv2d(channels[1], out_channels, 1) if stride <= 8 else None
+        self.lateral4 = nn.Conv2d(channels[0], out_channels, 1) if stride == 4 else None
         self.out = conv_bn_relu(out_channels, out_channels)
 
-    def forward(self, f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
+    def forward(self, f4: torch.Tensor, f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
         top = self.lateral16(f16)
-        if self.lateral8 is None:
-            return self.out(top)
-        up = F.interpolate(top, size=f8.shape[-2:], mode="bilinear", align_corners=False)
-        return self.out(self.lateral8(f8) + up)
+        for lateral, finer in ((self.lateral8, f8), (self.lateral4, f4)):
+            if lateral is None:
+                break
+            up = F.interpolate(top, size=finer.shape[-2:], mode="bilinear", align_corners=False)
+            top = lateral(finer) + up
+        return self.out(top)
 
 
 @dataclass
@@ -160,8 +164,7 @@ class LSSCameraEncoder(nn.Module):
             z = batch.images.new_zeros((B, self.out_channels, H, W))
             return CameraFeatures(z, z.new_zeros((0, self.D, 1, 1)), index)
         images = batch.images[index[:, 0], index[:, 1]]
-        _, f8, f16 = self.backbone(images)
-        feats = self.neck(f8, f16)
+        feats = self.neck(*self.backbone(images))
         if self.config.camera_aware_depth:
             with torch.autocast(batch.images.device.type, enabled=False):
                 rays = self.pixel_geometry(batch, index, feats.shape[-2:])
@@ -185,7 +188,7 @@ class LSSCameraEncoder(nn.Module):
     def feature_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
         """(h, w) of the depth net's map for images of ``image_hw``: each stride-2 convolution
         (kernel 3, padding 1) maps n pixels to ceil(n / 2)."""
-        halvings = 3 if self.config.feature_stride == 8 else 4
+        halvings = self.config.feature_stride.bit_length() - 1
         h, w = image_hw
         for _ in range(halvings):
             h, w = -(-h // 2), -(-w // 2)

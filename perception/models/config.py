@@ -92,7 +92,9 @@ class CameraConfig:
     Attributes:
         image_size_hw: images are resized to (H, W) pixels (intrinsics scaled to match).
         backbone_channels: widths of the stride-4, 8 and 16 stages.
-        feature_stride: stride of the image features lifted to 3D (8 or 16).
+        feature_stride: stride of the image features lifted to 3D (4, 8 or 16). At stride 4
+            each feature pixel covers a quarter of the image area it does at stride 8, so
+            each is lifted along a narrower ray, at four times the frustum points.
         depth_m: ``(d_min, d_max, d_step)`` depth bins along the optical axis.
         out_channels: BEV channels.
         depth_loss_weight: weight of the lidar depth supervision (0 disables it).
@@ -113,7 +115,7 @@ class CameraConfig:
     backbone_channels: tuple[int, ...] = field(default=(16, 32, 64), metadata={"gt": 0,
                                                                                 "min_len": 3,
                                                                                 "max_len": 3})
-    feature_stride: int = field(default=8, metadata={"choices": [8, 16]})
+    feature_stride: int = field(default=8, metadata={"choices": [4, 8, 16]})
     fpn_channels: int = field(default=64, metadata={"gt": 0})
     depth_m: tuple[float, float, float] = field(default=(1.0, 45.0, 1.0), metadata={"gt": 0.0})
     out_channels: int = field(default=64, metadata={"gt": 0})

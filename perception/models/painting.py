@@ -34,8 +34,7 @@ class PointPainter(nn.Module):
         index = painted_cameras(batch)
         maps = None
         if index.shape[0]:
-            _, f8, f16 = self.backbone(batch.images[index[:, 0], index[:, 1]])
-            maps = self.head(self.neck(f8, f16))
+            maps = self.head(self.neck(*self.backbone(batch.images[index[:, 0], index[:, 1]])))
         return paint_points(batch, points, index, maps, self.extra_channels)
 
 

@@ -49,14 +49,19 @@ def test_pillar_encoder_puts_features_where_the_points_are(tiny_frames):
     assert nonzero == [[44, 25]]
 
 
-def test_camera_encoder_shapes_and_geometry(tiny_frames):
+@pytest.mark.parametrize("stride", [4, 8, 16])
+def test_camera_encoder_shapes_and_geometry(tiny_frames, stride):
     config = small_model_config()
+    config.camera = dataclasses.replace(config.camera, feature_stride=stride)
     enc = LSSCameraEncoder(config.camera, config.grid).eval()
     batch = _batch(tiny_frames[:2], config)
     out = enc(batch)
     H, W = config.grid.shape_hw
     assert out.bev.shape == (2, config.camera.out_channels, H, W)
-    assert out.depth.shape[:2] == (2, config.camera.num_depth_bins)
+    image_hw = tuple(batch.images.shape[-2:])
+    assert out.depth.shape == (2, config.camera.num_depth_bins,
+                               image_hw[0] // stride, image_hw[1] // stride)
+    assert enc.feature_hw(image_hw) == tuple(out.depth.shape[-2:])
     assert torch.allclose(out.depth.sum(1), torch.ones_like(out.depth.sum(1)), atol=1e-5)
     # Frustum points project back onto their own feature-pixel centres.
     pts = enc.frustum_points(batch, out.index, out.depth.shape[-2:])  # (N, D, h, w, 3)
@@ -70,6 +75,25 @@ def test_camera_encoder_shapes_and_geometry(tiny_frames):
     assert torch.allclose(uv[:, 0].reshape(-1, h, w)[0, 0], expect_u, atol=1e-3)
     # Depth of the frustum equals the bin centres.
     assert torch.allclose(cam[:, 2].reshape(-1, h, w)[:, 0, 0], enc.depth_centres_m, atol=1e-3)
+
+
+def test_camera_fpn_of_each_stride_merges_only_the_maps_it_needs():
+    """A stride-8 encoder keeps the parameters it always had (shipped checkpoints load
+    strictly); stride 4 adds the lateral of the stride-4 map, and that map reaches the
+    output."""
+    config = small_model_config()
+    keys = {stride: {k for k in LSSCameraEncoder(
+        dataclasses.replace(config.camera, feature_stride=stride), config.grid).state_dict()
+        if k.startswith("neck.")} for stride in (4, 8, 16)}
+    lateral = lambda name: {f"neck.{name}.weight", f"neck.{name}.bias"}  # noqa: E731
+    assert keys[8] - keys[16] == lateral("lateral8")
+    assert keys[4] - keys[8] == lateral("lateral4")
+    neck = LSSCameraEncoder(dataclasses.replace(config.camera, feature_stride=4),
+                            config.grid).neck.eval()
+    f4, f8, f16 = (torch.randn(1, c, 16 // s, 24 // s) for c, s in zip((8, 16, 32), (1, 2, 4)))
+    out = neck(f4, f8, f16)
+    assert out.shape == (1, 16, 16, 24)
+    assert not torch.allclose(neck(f4 + 1.0, f8, f16), out)
 
 
 def test_camera_encoder_skips_absent_cameras(tiny_frames):
