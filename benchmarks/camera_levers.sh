@@ -6,7 +6,7 @@
 # fine-tuned with the same schedule, on the validation and then the test seeds. Safe to rerun:
 # a finished training is skipped, an interrupted one resumes, a finished evaluation is kept.
 #
-#   bash benchmarks/camera_levers.sh                                # every lever (~3 h here)
+#   bash benchmarks/camera_levers.sh                                # every lever (~4 h here)
 #   LEVERS="sim_cpu_camera_aware_depth" bash benchmarks/camera_levers.sh
 #   JOBS=1 bash benchmarks/camera_levers.sh                         # one run at a time
 #
