@@ -43,7 +43,8 @@ fi
 if [ "$TESTS" = 1 ]; then
   say "CUDA parity tests"
   if [ "$DEVICE" = "cuda" ]; then
-    TESTS_RUN=(tests/ops/test_cuda.py tests/ops/test_library.py tests/ops/test_bev_pool.py)
+    TESTS_RUN=(tests/ops/test_cuda.py tests/ops/test_library.py tests/ops/test_bev_pool.py
+               tests/ops/test_lss_pool.py)
   else  # the dry run: the CUDA tests skip here; the chunk tables they run on are checked
     TESTS_RUN=(tests/ops/test_cuda.py tests/ops/test_bev_pool.py -k "cuda or chunk")
   fi

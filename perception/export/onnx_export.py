@@ -41,8 +41,8 @@ OUTSIDE_ONNX = (
     "points in range and dynamic pillar voxelization (perception.ops.voxelize_dynamic_batch)",
     "pillar decoration and per-pillar mean/max between pfn layers (perception.ops.scatter_reduce)",
     "pillar scatter to the BEV grid",
-    "camera frustum geometry and bev_pool (perception.ops.bev_pool, plan cached while the "
-    "calibration is fixed)",
+    "camera frustum geometry and its sum into the grid (perception.ops.lss_pool, layout cached "
+    "while the calibration is fixed)",
     "point painting projection and sampling (early fusion)",
     "the spconv sparse lidar encoder (torch_parts.pt)",
     "decode: sigmoid, top-K, score threshold, circle or rotated NMS (perception.ops); late "

@@ -230,9 +230,9 @@ class OnnxRuntimeDetector(nn.Module):
         return self._pillars(encoder, points, name, scale=encoder.scale)
 
     def _camera(self, encoder: nn.Module, batch: Batch, name: str) -> torch.Tensor:
-        # As LSSCameraEncoder.forward, but the frustum is summed into the BEV grid as a sparse
-        # product (ops.lss_pool) whose layout is cached while the cameras' calibration and the
-        # batch layout stay the same (the usual case on a vehicle).
+        # As LSSCameraEncoder.forward, but the layout of the sparse product (ops.lss_pool) is
+        # cached while the cameras' calibration and the batch layout stay the same (the usual
+        # case on a vehicle).
         B = batch.batch_size
         H, W = encoder.grid.shape_hw
         use = batch.camera_valid & batch.has(Modality.CAMERA)[:, None]
@@ -260,10 +260,7 @@ class OnnxRuntimeDetector(nn.Module):
         plan = self._plans.get(key)
         if plan is None:
             with torch.autocast(batch.images.device.type, enabled=False):
-                cells, valid = encoder.frustum_cells(batch, index, depth_shape[-2:])
-            cells = cells.masked_fill(~valid[:, None], -1)  # outside the grid: dropped
-            H, W = encoder.grid.shape_hw
-            plan = ops.lss_pool_plan(cells, depth_shape, batch.batch_size, (1, H, W))
+                plan = encoder.frustum_plan(batch, index, depth_shape)
             if len(self._plans) >= 8:  # calibrations change rarely: keep a few
                 self._plans.pop(next(iter(self._plans)))
             self._plans[key] = plan

@@ -3,7 +3,8 @@
 Each valid camera image ``(3, H, W)`` becomes features at stride ``s``; a depth head predicts,
 per feature pixel, a distribution over D depth bins and C context features; their outer
 product is lifted to frustum points with the camera's own K and ``T_vehicle_optical`` and
-summed into BEV cells with :func:`perception.ops.bev_pool`.
+summed into BEV cells with :func:`perception.ops.lss_pool`, which computes that sum (and its
+gradient) without building the (N, D, h, w, C) frustum.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ class SmallFPN(nn.Module):
         self.lateral16 = nn.Conv2d(channels[2], out_channels, 1)
         self.lateral8 = nn.Conv2d(channels[1], out_channels, 1) if stride <= 8 else None
         self.lateral4 = nn.Conv2d(channels[0], out_channels, 1) if stride == 4 else None
+        if self.lateral4 is not None:
+            # Zero at the start: the stride-4 map begins as the upsampled stride-8 one, so a
+            # camera trained at stride 8 can be fine-tuned at stride 4 from where it was.
+            nn.init.zeros_(self.lateral4.weight)
+            nn.init.zeros_(self.lateral4.bias)
         self.out = conv_bn_relu(out_channels, out_channels)
 
     def forward(self, f4: torch.Tensor, f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
@@ -129,10 +135,11 @@ class LSSCameraEncoder(nn.Module):
     """Lift-splat-shoot view transform over any number of cameras per sample.
 
     ``FRESH_PREFIXES``: tensors that start at zero and that a source checkpoint trained
-    without them lacks; ``train.init_from`` keeps their initialisation.
+    without them lacks (the lidar depth prior; the stride-4 lateral of a camera trained at
+    stride 8); ``train.init_from`` keeps their initialisation.
     """
 
-    FRESH_PREFIXES: tuple[str, ...] = ("depth_prior.",)
+    FRESH_PREFIXES: tuple[str, ...] = ("depth_prior.", "neck.lateral4.")
 
     def __init__(self, config: CameraConfig, grid: GridConfig):
         super().__init__()
@@ -176,13 +183,11 @@ class LSSCameraEncoder(nn.Module):
             logits = logits + self.depth_prior(lidar_depth.to(logits.dtype))
         depth = logits.softmax(1)
         context = out[:, self.D:]
-        # (N, D, h, w, C): depth probability times context, one row per frustum point.
-        frustum = depth.unsqueeze(-1) * context.permute(0, 2, 3, 1).unsqueeze(1)
         # Geometry in float32 even under AMP: half precision would move far points by cells.
+        # The pooled sum of depth x context is a sparse product in float32 as well.
         with torch.autocast(batch.images.device.type, enabled=False):
-            cells, valid = self.frustum_cells(batch, index, feats.shape[-2:])
-        pooled = ops.bev_pool(frustum.reshape(-1, self.out_channels)[valid], cells[valid], B,
-                              (1, H, W))
+            plan = self.frustum_plan(batch, index, tuple(depth.shape))
+            pooled = ops.lss_pool(depth.float(), context.float(), plan)
         return CameraFeatures(pooled[:, :, 0], depth, index)
 
     def feature_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
@@ -249,6 +254,15 @@ class LSSCameraEncoder(nn.Module):
         b = index[:, 0].view(-1, 1, 1, 1).expand_as(hx)
         cells = torch.stack([b, torch.zeros_like(hx), hx, wy], -1).reshape(-1, 4)
         return cells, valid.reshape(-1)
+
+    def frustum_plan(self, batch: Batch, index: torch.Tensor,
+                     depth_shape: tuple[int, int, int, int]) -> ops.LssPoolPlan:
+        """The :func:`~perception.ops.lss_pool` layout of the frustum of the images ``index``
+        for (N, D, h, w) depths; points outside the grid are dropped. Call with autocast off."""
+        cells, valid = self.frustum_cells(batch, index, depth_shape[-2:])
+        H, W = self.grid.shape_hw
+        return ops.lss_pool_plan(cells.masked_fill(~valid[:, None], -1), depth_shape,
+                                 batch.batch_size, (1, H, W))
 
     def depth_loss(self, features: CameraFeatures, batch: Batch) -> torch.Tensor:
         """Depth supervision from lidar: binary cross-entropy of the depth distribution

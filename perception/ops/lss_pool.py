@@ -12,7 +12,6 @@ calibration is fixed, then each frame only gathers the depths into A's values an
 (torch's CSR matrix product). On this CPU that is 8x faster than building the frustum and
 pooling it (benchmarks/RESULTS.md), with the same sums.
 
-Inference only: no gradient flows through :func:`lss_pool` (training uses bev_pool).
 """
 
 from __future__ import annotations
@@ -34,13 +33,18 @@ class LssPoolPlan:
     ``crow`` (B*Z*H*W + 1,) and ``pixel`` (P,) are A's CSR row pointers and column indices
     (pixel ``(n * h + y) * w + x``); ``source`` (K,) the flat frustum index
     ``((n * D + d) * h + y) * w + x`` of every point inside the grid, in A's entry order;
-    ``entry`` (K,) the entry of A each of them adds to. All int64, on the geometry's device.
+    ``entry`` (K,) the entry of A each of them adds to. ``t_crow`` (N*h*w + 1,), ``t_cell``
+    (P,) and ``t_entry`` (P,) lay out A's transpose for the backward: row pointers, the cell
+    of each of its entries and the entry of A it is. All int64, on the geometry's device.
     """
 
     crow: torch.Tensor
     pixel: torch.Tensor
     source: torch.Tensor
     entry: torch.Tensor
+    t_crow: torch.Tensor
+    t_cell: torch.Tensor
+    t_entry: torch.Tensor
     depth_shape: tuple[int, int, int, int]
     batch_size: int
     grid_shape: tuple[int, int, int]
@@ -78,10 +82,21 @@ def lss_pool_plan(geometry, depth_shape: Sequence[int], batch_size: int,
     pixels = N * h * w
     key, order = torch.sort(cell * pixels + pixel, stable=True)
     pairs, entry = torch.unique_consecutive(key, return_inverse=True)
-    counts = torch.bincount(pairs // pixels, minlength=B * Z * H * W)
-    crow = torch.zeros(B * Z * H * W + 1, dtype=torch.int64, device=geo.device)
-    crow[1:] = counts.cumsum(0)
-    return LssPoolPlan(crow, pairs % pixels, source[order], entry, shape, B, (Z, H, W))
+    cells = B * Z * H * W
+    pair_cell, pair_pixel = pairs // pixels, pairs % pixels
+    # A's transpose: the same entries sorted by (pixel, cell); within a pixel they are
+    # already in cell order, so a stable sort by pixel alone is enough.
+    t_pixel, t_entry = torch.sort(pair_pixel, stable=True)
+    return LssPoolPlan(_row_pointers(pair_cell, cells), pair_pixel, source[order], entry,
+                       _row_pointers(t_pixel, pixels), pair_cell[t_entry], t_entry, shape, B,
+                       (Z, H, W))
+
+
+def _row_pointers(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """CSR row pointers (num_rows + 1,) of entries whose sorted row indices are ``rows``."""
+    crow = torch.zeros(num_rows + 1, dtype=torch.int64, device=rows.device)
+    crow[1:] = torch.bincount(rows, minlength=num_rows).cumsum(0)
+    return crow
 
 
 def lss_pool(depth, context, plan: LssPoolPlan) -> torch.Tensor:
@@ -112,15 +127,72 @@ def lss_pool(depth, context, plan: LssPoolPlan) -> torch.Tensor:
     C.same_device(depth=d, context=ctx, plan=plan.crow)
     B, (Z, H, W), channels = plan.batch_size, plan.grid_shape, ctx.shape[1]
     C.check_output_size("grid_shape", (B, channels, Z, H, W), d.element_size())
-    with torch.no_grad():
-        values = d.new_zeros(plan.num_entries).index_add_(0, plan.entry,
-                                                          d.reshape(-1)[plan.source])
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product is not
-            warnings.simplefilter("ignore", UserWarning)
-            matrix = torch.sparse_csr_tensor(plan.crow, plan.pixel, values,
-                                             size=(B * Z * H * W, N * h * w))
-        cells = matrix @ ctx.permute(0, 2, 3, 1).reshape(N * h * w, channels)
+    cells = _LssPool.apply(d, ctx, plan)
     return cells.view(B, Z, H, W, channels).permute(0, 4, 1, 2, 3).contiguous()
+
+
+class _LssPool(torch.autograd.Function):
+    """``A @ X`` with A's values gathered from the depths (see the module docstring).
+
+    Backward, with G = dL/d(A @ X) (cells x C): dL/dX = A^T @ G, a product with the
+    transposed matrix; dL/dA = G @ X^T, needed only at A's entries (a sampled product,
+    one dot product of C per entry); each depth then gets the gradient of the entry its
+    frustum point was summed into. Memory stays O(entries + pixels x C), as in the forward:
+    the frustum is never built in either direction.
+    """
+
+    @staticmethod
+    def forward(ctx, depth: torch.Tensor, context: torch.Tensor, plan: LssPoolPlan
+                ) -> torch.Tensor:
+        N, _, h, w = plan.depth_shape
+        B, (Z, H, W), channels = plan.batch_size, plan.grid_shape, context.shape[1]
+        values = depth.new_zeros(plan.num_entries).index_add_(
+            0, plan.entry, depth.detach().reshape(-1)[plan.source])
+        matrix = _matrix(plan, values)
+        pixels = context.detach().permute(0, 2, 3, 1).reshape(N * h * w, channels)
+        ctx.plan = plan
+        ctx.save_for_backward(values, pixels)
+        return matrix @ pixels
+
+    @staticmethod
+    def backward(ctx, grad_cells: torch.Tensor):
+        plan: LssPoolPlan = ctx.plan
+        values, pixels = ctx.saved_tensors
+        N, D, h, w = plan.depth_shape
+        grad_cells = grad_cells.contiguous()
+        grad_depth = grad_context = None
+        if ctx.needs_input_grad[1]:
+            grad_pixels = _transpose(plan, values) @ grad_cells
+            grad_context = grad_pixels.view(N, h, w, -1).permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[0]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                sampled = torch.sparse.sampled_addmm(_matrix(plan, values), grad_cells,
+                                                     pixels.t(), beta=0.0)
+            grad_depth = values.new_zeros(N * D * h * w)
+            grad_depth[plan.source] = sampled.values()[plan.entry]
+            grad_depth = grad_depth.view(N, D, h, w)
+        return grad_depth, grad_context, None
+
+
+def _matrix(plan: LssPoolPlan, values: torch.Tensor) -> torch.Tensor:
+    B, (Z, H, W) = plan.batch_size, plan.grid_shape
+    N, _, h, w = plan.depth_shape
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product is not
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(plan.crow, plan.pixel, values,
+                                       size=(B * Z * H * W, N * h * w))
+
+
+def _transpose(plan: LssPoolPlan, values: torch.Tensor) -> torch.Tensor:
+    """A^T as a CSR matrix (pixels x cells): a CSR product, where multiplying by ``A.t()``
+    (CSC) would convert it on every call."""
+    B, (Z, H, W) = plan.batch_size, plan.grid_shape
+    N, _, h, w = plan.depth_shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(plan.t_crow, plan.t_cell, values[plan.t_entry],
+                                       size=(N * h * w, B * Z * H * W))
 
 
 def _four(shape: Sequence[int]) -> tuple:

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from perception.models.backbone import SecondFPN
 from perception.models.batch import collate_frames
@@ -79,8 +80,8 @@ def test_camera_encoder_shapes_and_geometry(tiny_frames, stride):
 
 def test_camera_fpn_of_each_stride_merges_only_the_maps_it_needs():
     """A stride-8 encoder keeps the parameters it always had (shipped checkpoints load
-    strictly); stride 4 adds the lateral of the stride-4 map, and that map reaches the
-    output."""
+    strictly); stride 4 adds the lateral of the stride-4 map, which starts at zero (the map
+    begins as the upsampled stride-8 one) and, once trained, reaches the output."""
     config = small_model_config()
     keys = {stride: {k for k in LSSCameraEncoder(
         dataclasses.replace(config.camera, feature_stride=stride), config.grid).state_dict()
@@ -93,7 +94,13 @@ def test_camera_fpn_of_each_stride_merges_only_the_maps_it_needs():
     f4, f8, f16 = (torch.randn(1, c, 16 // s, 24 // s) for c, s in zip((8, 16, 32), (1, 2, 4)))
     out = neck(f4, f8, f16)
     assert out.shape == (1, 16, 16, 24)
-    assert not torch.allclose(neck(f4 + 1.0, f8, f16), out)
+    top8 = neck.lateral8(f8) + F.interpolate(neck.lateral16(f16), size=(8, 12),
+                                             mode="bilinear", align_corners=False)
+    upsampled = F.interpolate(top8, size=(16, 24), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out, neck.out(upsampled))
+    with torch.no_grad():
+        neck.lateral4.weight.normal_()
+    assert not torch.allclose(neck(f4 + 1.0, f8, f16), neck(f4, f8, f16))
 
 
 def test_camera_encoder_skips_absent_cameras(tiny_frames):

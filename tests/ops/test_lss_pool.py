@@ -1,5 +1,5 @@
 """lss_pool: the frustum sum without the frustum, against bev_pool's reference of the
-explicit frustum; plan reuse; refusals."""
+explicit frustum, forward and backward; plan reuse; refusals."""
 
 from __future__ import annotations
 
@@ -55,6 +55,45 @@ def test_plan_reused_for_new_depths_and_features():
                                    rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradients_equal_autograd_through_the_explicit_frustum(seed):
+    geo, depth, context, (B, Z, H, W) = _case(seed, Z=2)
+    plan = ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W))
+    weight = torch.randn((B, context.shape[1], Z, H, W), dtype=depth.dtype,
+                         generator=torch.Generator().manual_seed(50 + seed))
+    grads = []
+    for pool in (lambda d, c: ops.lss_pool(d, c, plan),
+                 lambda d, c: _explicit(geo, d, c, B, Z, H, W)):
+        d = depth.clone().requires_grad_()
+        c = context.clone().requires_grad_()
+        (pool(d, c) * weight).sum().backward()
+        grads.append((d.grad, c.grad))
+    (d_sparse, c_sparse), (d_dense, c_dense) = grads
+    torch.testing.assert_close(d_sparse, d_dense, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c_sparse, c_dense, rtol=1e-12, atol=1e-12)
+    # points outside the grid get no gradient
+    outside = ((geo[:, 2] < 0) | (geo[:, 2] >= H)).view(depth.shape)
+    assert bool(outside.any()) and d_sparse[outside].abs().sum() == 0
+    assert d_sparse[~outside].abs().sum() > 0
+
+
+def test_gradcheck_in_float64():
+    geo, depth, context, (B, Z, H, W) = _case(7, N=2, D=4, h=3, w=4, C=3, H=5, W=6)
+    plan = ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W))
+    assert torch.autograd.gradcheck(lambda d, c: ops.lss_pool(d, c, plan),
+                                    (depth.requires_grad_(), context.requires_grad_()))
+
+
+def test_gradient_only_where_asked():
+    geo, depth, context, (B, Z, H, W) = _case(8)
+    plan = ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W))
+    d = depth.clone().requires_grad_()
+    ops.lss_pool(d, context, plan).sum().backward()
+    assert d.grad is not None and context.grad is None
+    with torch.no_grad():
+        assert not ops.lss_pool(d, context, plan).requires_grad
+
+
 def test_nothing_inside_gives_zeros():
     geo, depth, context, (B, Z, H, W) = _case(4)
     geo[:, 0] = B  # every point in a batch item that does not exist
@@ -86,3 +125,18 @@ def test_cuda_equals_cpu():
     plan = ops.lss_pool_plan(geo.cuda(), depth.shape, B, (Z, H, W))
     torch.testing.assert_close(ops.lss_pool(depth.cuda(), context.cuda(), plan).cpu(), cpu,
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_gradients_equal_cpu():
+    geo, depth, context, (B, Z, H, W) = _case(9, dtype=torch.float32)
+    weight = torch.randn((B, context.shape[1], Z, H, W))
+    grads = []
+    for device in ("cpu", "cuda"):
+        d = depth.to(device).requires_grad_()
+        c = context.to(device).requires_grad_()
+        plan = ops.lss_pool_plan(geo.to(device), depth.shape, B, (Z, H, W))
+        (ops.lss_pool(d, c, plan) * weight.to(device)).sum().backward()
+        grads.append((d.grad.cpu(), c.grad.cpu()))
+    for cpu, cuda in zip(*grads):
+        torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-5)

@@ -141,6 +141,31 @@ def test_lidar_depth_prior_starts_fresh_from_a_camera_without_it(tiny_frames, tm
     assert bool((again.camera.depth_prior.conv.weight == 0.5).all())
 
 
+def test_stride_4_camera_starts_from_a_stride_8_one(tmp_path):
+    """A camera trained at stride 8 fine-tuned at stride 4: every tensor it has is copied,
+    the stride-4 lateral stays at zero."""
+    import dataclasses
+
+    from perception.models.checkpoint import CHECKPOINT_FORMAT
+
+    source = build_detector(small_model_config())
+    assert source.config.camera.feature_stride == 8
+    torch.save({"format": CHECKPOINT_FORMAT, "model": source.state_dict(), "config": {}},
+               tmp_path / "camera.pt")
+    config = small_model_config()
+    config.camera = dataclasses.replace(config.camera, feature_stride=4)
+    fine = build_detector(config)
+    report = load_pretrained(fine, [PretrainedSource(str(tmp_path / "camera.pt"), ("camera",))])
+    state = fine.state_dict()
+    own = [k for k in state if k.startswith("camera.")]
+    assert report == {"camera.pt:camera": len(own) - 2}
+    for key in own:
+        if key.startswith("camera.neck.lateral4."):
+            assert not state[key].any(), key
+        else:
+            assert torch.equal(state[key], source.state_dict()[key]), key
+
+
 def test_widened_fuser_refuses_a_source_without_that_modality(tiny_frames, tmp_path):
     _, ckpt = _lidar_checkpoint(tiny_frames, tmp_path)
     camera_radar = build_detector(small_model_config(lidar=None))
