@@ -9,9 +9,11 @@ the BEV map is ``A @ context`` (cells x pixels times pixels x C). A has one entr
 (cell, pixel) pair that some bin reaches, and its layout depends only on the geometry, like
 a :class:`~perception.ops.BevPoolPlan`: build it once with :func:`lss_pool_plan` while the
 calibration is fixed, then each frame only gathers the depths into A's values and multiplies
-(torch's CSR matrix product). On this CPU that is 8x faster than building the frustum and
-pooling it (benchmarks/RESULTS.md), with the same sums.
+(torch's CSR matrix product), with the same sums as building the frustum and pooling it and
+several times faster (benchmarks/RESULTS.md).
 
+The backward does not build the frustum either (:class:`_LssPool`), so training uses it too,
+with a plan built per step when augmentation moves the cameras.
 """
 
 from __future__ import annotations
@@ -145,14 +147,12 @@ class _LssPool(torch.autograd.Function):
     def forward(ctx, depth: torch.Tensor, context: torch.Tensor, plan: LssPoolPlan
                 ) -> torch.Tensor:
         N, _, h, w = plan.depth_shape
-        B, (Z, H, W), channels = plan.batch_size, plan.grid_shape, context.shape[1]
         values = depth.new_zeros(plan.num_entries).index_add_(
             0, plan.entry, depth.detach().reshape(-1)[plan.source])
-        matrix = _matrix(plan, values)
-        pixels = context.detach().permute(0, 2, 3, 1).reshape(N * h * w, channels)
+        pixels = context.detach().permute(0, 2, 3, 1).reshape(N * h * w, context.shape[1])
         ctx.plan = plan
         ctx.save_for_backward(values, pixels)
-        return matrix @ pixels
+        return _matrix(plan, values) @ pixels
 
     @staticmethod
     def backward(ctx, grad_cells: torch.Tensor):

@@ -97,8 +97,11 @@ def test_gradient_only_where_asked():
 def test_nothing_inside_gives_zeros():
     geo, depth, context, (B, Z, H, W) = _case(4)
     geo[:, 0] = B  # every point in a batch item that does not exist
-    out = ops.lss_pool(depth, context, ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W)))
+    d = depth.clone().requires_grad_()
+    out = ops.lss_pool(d, context, ops.lss_pool_plan(geo, depth.shape, B, (Z, H, W)))
     assert out.abs().sum() == 0
+    out.sum().backward()
+    assert d.grad.shape == depth.shape and d.grad.abs().sum() == 0
 
 
 def test_refusals_name_the_argument():
