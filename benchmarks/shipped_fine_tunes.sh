@@ -9,8 +9,9 @@
 #   RUNS="sim_fusion_camera_lidar_radar_lidar_depth" bash benchmarks/shipped_fine_tunes.sh
 #
 # The runs: sim_fusion_camera_lidar_radar_film (FiLM on the presence flags),
-# sim_fusion_camera_lidar_radar_lidar_depth (the camera's lidar depth prior) and
-# sim_fusion_camera_lidar_radar_continued (the control).
+# sim_fusion_camera_lidar_radar_lidar_depth (the camera's lidar depth prior),
+# sim_fusion_camera_lidar_radar_lidar_free_decoder (a second BEV decoder for the samples
+# without lidar) and sim_fusion_camera_lidar_radar_continued (the control).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERCEPTION=${PERCEPTION:-.venv/bin/perception}
@@ -20,7 +21,7 @@ OUT=${OUT:-outputs/eval/shipped_fine_tunes}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source benchmarks/runs.sh
 ALL_RUNS="sim_fusion_camera_lidar_radar_film sim_fusion_camera_lidar_radar_lidar_depth
-          sim_fusion_camera_lidar_radar_continued"
+          sim_fusion_camera_lidar_radar_lidar_free_decoder sim_fusion_camera_lidar_radar_continued"
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 run() {  # train, then every sensor subset on the validation and then the test seeds

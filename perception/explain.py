@@ -149,7 +149,7 @@ def _explain(detector: FusionDetector, frame: SensorFrame, drop: frozenset[Modal
     features, _ = detector.encode(batch)
     expanded = {m: f.expand(len(subsets), *f.shape[1:]) for m, f in features.items()}
     fused = detector.fuse(expanded, masks)
-    tasks = detector.head(detector.backbone(fused))
+    tasks = detector.decode_fused(fused, masks)
     full = len(subsets) - 1  # the last coalition holds every player
     config = detector.config
     decoded = decode(tasks, config.head, config.grid, detector.head_stride)

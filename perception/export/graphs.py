@@ -34,6 +34,7 @@ from torch import nn
 
 from ..models.camera import RAY_CHANNELS
 from ..models.fuser import ConcatFuser
+from ..models.subset_decoder import select_rows
 from ..types import Modality
 
 
@@ -147,6 +148,7 @@ class BevNet(nn.Module):
             fuser = SplitInputConcatFuser(fuser)
         self.fuser, self.backbone, self.head = fuser, detector.backbone, detector.head
         self.presence_film = detector.presence_film
+        self.without_lidar = detector.without_lidar
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         *maps, present = inputs
@@ -155,6 +157,9 @@ class BevNet(nn.Module):
         if self.presence_film is not None:
             fused = self.presence_film(fused, present)
         outs = self.head(self.backbone(fused))
+        if self.without_lidar is not None:  # both decoders run; each sample takes its own
+            has_lidar = present[:, self.modalities.index(Modality.LIDAR)]
+            outs = select_rows(~has_lidar, outs, self.without_lidar(fused))
         return tuple(t for task in outs for t in (task.heatmap, task.regression))
 
 

@@ -285,6 +285,9 @@ class ModelConfig:
         fusion: ``intermediate`` (BEV fuser), ``early`` (point painting; needs lidar and
             camera) or ``late`` (one backbone + head per modality, boxes merged).
         late_merge: ``nms`` or ``wbf`` (weighted box fusion) for late fusion.
+        decoder_without_lidar: a second BEV backbone + head for the samples without lidar
+            (:mod:`perception.models.subset_decoder`); intermediate fusion with lidar and at
+            least one other modality.
     """
 
     grid: GridConfig = field(default_factory=GridConfig)
@@ -298,10 +301,15 @@ class ModelConfig:
     fuser: FuserConfig = field(default_factory=FuserConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    decoder_without_lidar: bool = False
 
     def validate(self) -> None:
         if not self.modalities():
             raise ValueError("no modality: set at least one of lidar, camera, radar")
+        if self.decoder_without_lidar and (self.fusion != "intermediate" or self.lidar is None
+                                           or len(self.modalities()) < 2):
+            raise ValueError("decoder_without_lidar: needs fusion 'intermediate', a lidar "
+                             "section and at least one other modality")
         if self.fusion == "early":
             if self.lidar is None or self.painting is None:
                 raise ValueError("fusion 'early' (point painting) needs lidar and painting "

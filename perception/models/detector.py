@@ -36,6 +36,7 @@ from .lidar import build_lidar_encoder
 from .losses import LossBreakdown, center_losses
 from .painting import PointPainter
 from .radar import RadarPillarEncoder
+from .subset_decoder import BevDecoder, decode_rows
 from .targets import build_targets
 
 
@@ -193,6 +194,8 @@ class FusionDetector(_DetectorBase):
         self.backbone = SecondFPN(self.fuser.out_channels, config.backbone)
         self.head = CenterHead(self.backbone.out_channels, config.head)
         self.head_stride = self.backbone.out_stride
+        self.without_lidar = (BevDecoder(self.fuser.out_channels, config.backbone, config.head)
+                              if config.decoder_without_lidar else None)
 
     def _can_detect(self, used_row: torch.Tensor) -> bool:
         # Early fusion paints lidar points: without lidar there is nothing to detect from.
@@ -237,7 +240,18 @@ class FusionDetector(_DetectorBase):
     def fuse_and_detect(self, features: dict[Modality, torch.Tensor], used: torch.Tensor
                         ) -> list[TaskOutput]:
         """Fuser -> BEV backbone -> head."""
-        return self.head(self.backbone(self.fuse(features, used)))
+        return self.decode_fused(self.fuse(features, used), used)
+
+    def decode_fused(self, fused: torch.Tensor, used: torch.Tensor) -> list[TaskOutput]:
+        """BEV backbone -> head of the fused map (B, C, H, W); the samples without lidar in
+        ``used`` (B, 3) go through ``without_lidar`` when the model has it."""
+        if self.without_lidar is None:
+            return self._shared_decoder(fused)
+        return decode_rows(fused, ~used[:, MODALITY_ORDER.index(Modality.LIDAR)],
+                           self._shared_decoder, self.without_lidar)
+
+    def _shared_decoder(self, fused: torch.Tensor) -> list[TaskOutput]:
+        return self.head(self.backbone(fused))
 
     def loss(self, batch: Batch, output: DetectorOutput):
         targets = build_targets(batch.gt_boxes, batch.gt_labels, batch.gt_velocities,

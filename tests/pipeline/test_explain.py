@@ -31,9 +31,9 @@ def frame():
     return Simulator("tiny", seed=3).frame(2)
 
 
-def _detector(fuser="concat"):
+def _detector(fuser="concat", **overrides):
     torch.manual_seed(0)
-    model = build_detector(small_model_config(fuser=fuser)).eval()
+    model = build_detector(small_model_config(fuser=fuser, **overrides)).eval()
     # A low threshold so that even an untrained model has detections to explain.
     model.config.head.score_threshold = 0.0
     return model
@@ -95,8 +95,9 @@ def test_a_modality_the_network_ignores_gets_zero_share(frame):
     assert e.heatmaps[Modality.CAMERA].max() == 0.0
 
 
-def test_subset_detections_are_the_model_with_those_sensors_alone(frame):
-    model = _detector()
+@pytest.mark.parametrize("decoder_without_lidar", [False, True])
+def test_subset_detections_are_the_model_with_those_sensors_alone(frame, decoder_without_lidar):
+    model = _detector(decoder_without_lidar=decoder_without_lidar)
     e = explain_frame(model, frame)
     assert len(e.by_subset) == 8 and len(e.by_subset[frozenset()]) == 0
     for drop in (frozenset({Modality.CAMERA}), frozenset({Modality.LIDAR, Modality.RADAR})):
