@@ -7,6 +7,7 @@
 #
 #   bash benchmarks/shipped_fine_tunes.sh                     # two runs at a time (~1 h here)
 #   RUNS="sim_fusion_camera_lidar_radar_lidar_depth" bash benchmarks/shipped_fine_tunes.sh
+#   SEED=1 bash benchmarks/shipped_fine_tunes.sh   # train.seed 1, runs named <config>_seed1
 #
 # The runs: sim_fusion_camera_lidar_radar_film (FiLM on the presence flags),
 # sim_fusion_camera_lidar_radar_lidar_depth (the camera's lidar depth prior),
@@ -25,7 +26,13 @@ ALL_RUNS="sim_fusion_camera_lidar_radar_film sim_fusion_camera_lidar_radar_lidar
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 run() {  # train, then every sensor subset on the validation and then the test seeds
-  train "$1" "$EPOCHS" && evaluate "$1" val "$1" --single && evaluate "$1" test "$1" --single
+  if [[ -z ${SEED:-} ]]; then
+    train "$1" "$EPOCHS" && evaluate "$1" val "$1" --single && evaluate "$1" test "$1" --single
+  else
+    local run=${1}_seed$SEED
+    train "$1" "$EPOCHS" "$run" --seed "$SEED" &&
+      RUN=$run evaluate "$1" val "$run" --single && RUN=$run evaluate "$1" test "$run" --single
+  fi
 }
 
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe
