@@ -26,13 +26,10 @@ ALL_RUNS="sim_fusion_camera_lidar_radar_film sim_fusion_camera_lidar_radar_lidar
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 run() {  # train, then every sensor subset on the validation and then the test seeds
-  if [[ -z ${SEED:-} ]]; then
-    train "$1" "$EPOCHS" && evaluate "$1" val "$1" --single && evaluate "$1" test "$1" --single
-  else
-    local run=${1}_seed$SEED
-    train "$1" "$EPOCHS" "$run" --seed "$SEED" &&
-      RUN=$run evaluate "$1" val "$run" --single && RUN=$run evaluate "$1" test "$run" --single
-  fi
+  local run=$1${SEED:+_seed$SEED} seed=()
+  [[ -n ${SEED:-} ]] && seed=(--seed "$SEED")
+  train "$1" "$EPOCHS" "$run" "${seed[@]}" &&
+    RUN=$run evaluate "$1" val "$run" --single && RUN=$run evaluate "$1" test "$run" --single
 }
 
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe

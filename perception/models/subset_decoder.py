@@ -43,14 +43,11 @@ def decode_rows(fused: torch.Tensor, rows: torch.Tensor, main: nn.Module, other:
         return main(fused)
     if bool(rows.all()):
         return other(fused)
-    parts = [(idx, decoder(fused[idx])) for idx, decoder in
-             ((torch.nonzero(~rows).flatten(), main), (torch.nonzero(rows).flatten(), other))]
-    merged = []
-    for t in range(len(parts[0][1])):
-        heatmap = _scatter_rows([(idx, out[t].heatmap) for idx, out in parts], len(rows))
-        regression = _scatter_rows([(idx, out[t].regression) for idx, out in parts], len(rows))
-        merged.append(TaskOutput(heatmap, regression))
-    return merged
+    main_idx, other_idx = torch.nonzero(~rows).flatten(), torch.nonzero(rows).flatten()
+    back = torch.argsort(torch.cat([main_idx, other_idx]))  # concatenated -> batch order
+    return [TaskOutput(torch.cat([m.heatmap, o.heatmap])[back],
+                       torch.cat([m.regression, o.regression])[back])
+            for m, o in zip(main(fused[main_idx]), other(fused[other_idx]))]
 
 
 def select_rows(rows: torch.Tensor, main: list[TaskOutput], other: list[TaskOutput]
@@ -62,10 +59,3 @@ def select_rows(rows: torch.Tensor, main: list[TaskOutput], other: list[TaskOutp
                        torch.where(pick, o.regression, m.regression))
             for m, o in zip(main, other)]
 
-
-def _scatter_rows(pieces: list[tuple[torch.Tensor, torch.Tensor]], batch: int) -> torch.Tensor:
-    first = pieces[0][1]
-    out = first.new_zeros((batch,) + tuple(first.shape[1:]))
-    for idx, value in pieces:
-        out = out.index_copy(0, idx, value)
-    return out
