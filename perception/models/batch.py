@@ -91,6 +91,18 @@ class Batch:
         return dataclasses.replace(self, **{f.name: move(getattr(self, f.name))
                                             for f in dataclasses.fields(self)})
 
+    def rows(self, idx: torch.Tensor) -> Batch:
+        """The samples ``idx`` (K,) int64 of this batch, in that order."""
+        picked = idx.tolist()
+        pick = lambda seq: [seq[i] for i in picked]  # noqa: E731
+        return dataclasses.replace(
+            self, stamps_ns=pick(self.stamps_ns), sequence_ids=pick(self.sequence_ids),
+            present=self.present[idx], lidar_points=pick(self.lidar_points),
+            images=self.images[idx], camera_valid=self.camera_valid[idx],
+            intrinsics=self.intrinsics[idx], T_vehicle_optical=self.T_vehicle_optical[idx],
+            radar_points=pick(self.radar_points), gt_boxes=pick(self.gt_boxes),
+            gt_labels=pick(self.gt_labels), gt_velocities=pick(self.gt_velocities))
+
     def without(self, modalities: frozenset[Modality] | set[Modality]) -> Batch:
         """The same batch with ``modalities`` marked absent in every sample."""
         present = self.present.clone()

@@ -308,7 +308,7 @@ class LateFusionDetector(_DetectorBase):
             if not bool(keep.any()):
                 continue
             idx = keep.nonzero().flatten()
-            sub_batch = _select(batch, idx)
+            sub_batch = batch.rows(idx)
             sub_out = DetectorOutput([TaskOutput(t.heatmap[idx], t.regression[idx])
                                       for t in output.branches[m]], output.present[idx])
             res = branch.loss(sub_batch, sub_out)
@@ -360,18 +360,6 @@ def droppable_columns(config: FuserConfig) -> torch.Tensor | None:
 def _only_present(points: list[torch.Tensor], present: torch.Tensor) -> list[torch.Tensor]:
     """Absent samples get an empty tensor: their data is never read."""
     return [p if bool(present[b]) else p[:0] for b, p in enumerate(points)]
-
-
-def _select(batch: Batch, idx: torch.Tensor) -> Batch:
-    rows = idx.tolist()
-    pick = lambda seq: [seq[i] for i in rows]  # noqa: E731
-    return dataclasses.replace(
-        batch, stamps_ns=pick(batch.stamps_ns), sequence_ids=pick(batch.sequence_ids),
-        present=batch.present[idx], lidar_points=pick(batch.lidar_points),
-        images=batch.images[idx], camera_valid=batch.camera_valid[idx],
-        intrinsics=batch.intrinsics[idx], T_vehicle_optical=batch.T_vehicle_optical[idx],
-        radar_points=pick(batch.radar_points), gt_boxes=pick(batch.gt_boxes),
-        gt_labels=pick(batch.gt_labels), gt_velocities=pick(batch.gt_velocities))
 
 
 def build_detector(config: ModelConfig, device: torch.device | str | None = None

@@ -157,6 +157,24 @@ class AugmentConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Distillation from single-modality specialists (``train.distill``; see
+    :mod:`perception.train.distill`).
+
+    Attributes:
+        teachers: checkpoints or weights files of single-modality detectors, at most one per
+            modality, with this model's grid and head. A sample is distilled when every
+            sensor it was given has a teacher.
+        weight: multiplier of the distillation loss in the total.
+        beta: focusing exponent of the soft focal loss (0: plain binary cross-entropy).
+    """
+
+    teachers: tuple[str, ...] = ()
+    weight: float = field(default=1.0, metadata={"ge": 0.0})
+    beta: float = field(default=2.0, metadata={"ge": 0.0})
+
+
+@dataclass
 class TrainConfig:
     """Optimisation and bookkeeping.
 
@@ -172,6 +190,8 @@ class TrainConfig:
             shared machine 1 thread per run (and one run per core) is the most predictable.
         init_from: start named modules from other checkpoints (staged fusion training; see
             :mod:`perception.train.pretrained`). Ignored when resuming.
+        distill: heatmap distillation from single-modality specialists (off without
+            teachers).
     """
 
     out_dir: str = "outputs/train/run"
@@ -194,6 +214,7 @@ class TrainConfig:
     find_unused_parameters: bool = True
     cpu_threads: int = field(default=0, metadata={"ge": 0})
     init_from: tuple[PretrainedSource, ...] = ()
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 @dataclass

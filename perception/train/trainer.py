@@ -41,6 +41,7 @@ from .config import (
     check_gt_sampling,
 )
 from .data import FrameDataset, build_dataset, frame_key
+from .distill import Distiller
 from .ddp import DistInfo, barrier, init_distributed, unwrap, wrap_model
 from .gt_sampling import GroundTruthDatabase, database_path
 from .pretrained import load_pretrained
@@ -172,6 +173,8 @@ class Trainer:
             loaded = load_pretrained(self.model, tc.init_from, self.device)
             log.info("initialised from checkpoints: %s", loaded)
         self.ddp_model = wrap_model(self.model, self.info, tc.find_unused_parameters)
+        self.distiller = (Distiller(tc.distill, self.model, data_config(config), self.device)
+                          if tc.distill.teachers else None)
         augment = Augmenter(config.augment, tc.seed * 1000 + self.info.rank)
         if train_set is None:
             if config.augment.enabled and config.augment.gt_sampling.enabled:
@@ -219,6 +222,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
             output = self.ddp_model(batch)
         loss = self.model.loss(batch, output)
+        if self.distiller is not None:
+            loss = self.distiller.add_to(loss, batch, output)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss.total).backward()
         self.scaler.unscale_(self.optimizer)
