@@ -2,14 +2,17 @@
 # Goal 1 lever of the fusion work (docs/fusion.md): distillation from the specialists into the
 # shipped model. Trains the specialists of the shipped recipe again (lidar 6 epochs, camera 6,
 # radar 3; their val and test rows are the references of the 90 % bar), then trains the shipped
-# model on for 2 epochs with the camera and radar specialists as teachers
-# (sim_fusion_camera_lidar_radar_distill) and evaluates it with every sensor subset on the
-# validation and then the test seeds. Its control is sim_fusion_camera_lidar_radar_continued
-# of benchmarks/shipped_fine_tunes.sh (same training, no teachers). Safe to rerun: a finished
-# training is skipped, an interrupted one resumes, a finished evaluation is kept.
+# model on for 2 epochs with the camera and radar specialists as teachers and evaluates it with
+# every sensor subset on the validation and then the test seeds. The students:
+# sim_fusion_camera_lidar_radar_distill (distillation weight 1) and
+# sim_fusion_camera_lidar_radar_distill_3 (weight 3). Their control is
+# sim_fusion_camera_lidar_radar_continued of benchmarks/shipped_fine_tunes.sh (the same
+# training without teachers). Safe to rerun: a finished training is skipped, an interrupted
+# one resumes, a finished evaluation is kept.
 #
-#   bash benchmarks/distill.sh           # ~35 min of specialists, then ~20 min of fine-tune
-#   SEED=1 bash benchmarks/distill.sh    # the fine-tune with train.seed 1 (run <config>_seed1)
+#   bash benchmarks/distill.sh           # ~35 min of specialists, then ~20 min per student
+#   SEED=1 bash benchmarks/distill.sh    # the students with train.seed 1 (runs <config>_seed1)
+#   RUNS=sim_fusion_camera_lidar_radar_distill bash benchmarks/distill.sh   # one student
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERCEPTION=${PERCEPTION:-.venv/bin/perception}
@@ -17,13 +20,16 @@ JOBS=${JOBS:-2}
 OUT=${OUT:-outputs/eval/distill}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source benchmarks/runs.sh
+ALL_RUNS="sim_fusion_camera_lidar_radar_distill sim_fusion_camera_lidar_radar_distill_3"
+read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 specialist() {  # specialist CONFIG_NAME EPOCHS RUN: train, then val and test with its sensor
   train "$1" "$2" "$3" && RUN=$3 evaluate "$1" val "$3" && RUN=$3 evaluate "$1" test "$3"
 }
 
-student() {  # the distilled fine-tune: every sensor subset on val, then on test
-  local name=sim_fusion_camera_lidar_radar_distill
+student() {  # student CONFIG_NAME: the distilled fine-tune, then every sensor subset on val
+             # and on test
+  local name=$1
   local run=$name${SEED:+_seed$SEED} seed=()
   [[ -n ${SEED:-} ]] && seed=(--seed "$SEED")
   train "$name" 2 "$run" "${seed[@]}" &&
@@ -34,7 +40,7 @@ main() {  # one function, parsed whole before it runs: editing this file mid-run
   "$PERCEPTION" train configs/models/sim_cpu_lidar.yaml --prepare-data >/dev/null
   parallel "specialist sim_cpu_lidar 6 sim_cpu_lidar_6ep && specialist sim_cpu_radar 3 sim_cpu_radar_3ep" \
            "specialist sim_cpu_camera 6 sim_cpu_camera_6ep"
-  student
+  parallel "${RUNS[@]/#/student }"
   echo "distillation: $OUT"
 }
 
