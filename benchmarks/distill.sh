@@ -4,10 +4,11 @@
 # radar 3; their val and test rows are the references of the 90 % bar), then trains the shipped
 # model on for 2 epochs with the camera and radar specialists as teachers and evaluates it with
 # every sensor subset on the validation and then the test seeds. The students:
-# sim_fusion_camera_lidar_radar_distill (distillation weight 1) and
-# sim_fusion_camera_lidar_radar_distill_3 (weight 3). Their control is
-# sim_fusion_camera_lidar_radar_continued of benchmarks/shipped_fine_tunes.sh (the same
-# training without teachers). Safe to rerun: a finished training is skipped, an interrupted
+# sim_fusion_camera_lidar_radar_distill (the shipped network) and
+# sim_fusion_camera_lidar_radar_distill_own_decoder (with a decoder of its own for the samples
+# without lidar). Their controls are sim_fusion_camera_lidar_radar_continued and
+# sim_fusion_camera_lidar_radar_lidar_free_decoder of benchmarks/shipped_fine_tunes.sh (the
+# same training without teachers). Safe to rerun: a finished training is skipped, an interrupted
 # one resumes, a finished evaluation is kept.
 #
 #   bash benchmarks/distill.sh           # ~35 min of specialists, then ~20 min per student
@@ -20,7 +21,7 @@ JOBS=${JOBS:-2}
 OUT=${OUT:-outputs/eval/distill}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source benchmarks/runs.sh
-ALL_RUNS="sim_fusion_camera_lidar_radar_distill sim_fusion_camera_lidar_radar_distill_3"
+ALL_RUNS="sim_fusion_camera_lidar_radar_distill sim_fusion_camera_lidar_radar_distill_own_decoder"
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 specialist() {  # specialist CONFIG_NAME EPOCHS RUN: train, then val and test with its sensor
