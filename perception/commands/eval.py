@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", type=Path, nargs="?", metavar="CONFIG",
                    help="experiment YAML whose validation frames to evaluate on")
     p.add_argument("checkpoint", type=Path, nargs="?", metavar="CKPT",
-                   help="checkpoint written by perception train")
+                   help="checkpoint written by perception train, or a weights file "
+                        "(such as perception/weights/sim_fusion.pt; needs CONFIG)")
     p.add_argument("--no-ablations", action="store_true",
                    help="CONFIG CKPT: skip the rows with one modality removed")
     p.add_argument("--max-frames", type=int, default=0, metavar="N",

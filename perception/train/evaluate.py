@@ -13,12 +13,15 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from ..atomic import write_text_atomic
 from ..errors import ConfigError
 from ..eval.detection import DetectionConfig
+from ..models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint_file, read_detector
 from ..models.config import ModelConfig
 from ..types import DETECTION_CLASSES, Modality
-from .config import load_experiment
+from .config import ExperimentConfig, load_experiment
 from .misalign import Misalignment, misaligned_loader
 from .data import FrameDataset, build_dataset
 from .trainer import data_config, evaluate_model, load_trained
@@ -65,15 +68,9 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
     ``late_merge`` (``nms`` or ``wbf``) replaces a late-fusion model's box merge, which runs
     at decode time, so one trained model is evaluated with both.
     """
-    model, config = load_trained(path)
+    model, config = load_evaluated(path, config_path)
     if late_merge is not None:
         model.config = with_late_merge(config.model, late_merge)
-    if config_path is not None:
-        given = load_experiment(config_path)
-        if _network(given.model) != _network(config.model):
-            raise ConfigError(f"{config_path}: its model section differs from the one "
-                              f"{path} was trained with")
-        config = given
     frames = build_dataset(data_config(config), split)
     out = {}
     drops = modality_ablations(model, single_modalities) if ablations else [frozenset()]
@@ -92,6 +89,41 @@ def evaluate_checkpoint(path: str | Path, max_frames: int = 0, batch_size: int =
     return out
 
 
+def load_evaluated(path: str | Path, config_path: str | Path | None = None
+                   ) -> tuple[torch.nn.Module, ExperimentConfig]:
+    """The detector of ``path`` and the experiment whose frames evaluate it.
+
+    A training checkpoint stores its experiment; ``config_path``, when given, replaces it,
+    and its model section must equal the checkpoint's. A weights file (such as
+    ``perception/weights/sim_fusion.pt``) stores no data section, so it needs
+    ``config_path``, whose lidar sweeps and radar scans per frame must be the ones the
+    weights were trained with.
+    """
+    if load_checkpoint_file(path)["format"] == CHECKPOINT_FORMAT:
+        model, config = load_trained(path)
+        stored_model = config.model
+        sweeps_scans = None
+    elif config_path is None:
+        raise ConfigError(f"{path}: a weights file stores no frames to evaluate on; give "
+                          f"the CONFIG whose data section to use")
+    else:
+        loaded = read_detector(path)
+        model, stored_model = loaded.model, loaded.config
+        sweeps_scans = (loaded.lidar_sweeps, loaded.radar_scans)
+    if config_path is None:
+        return model, config
+    given = load_experiment(config_path)
+    if _network(given.model) != _network(stored_model):
+        raise ConfigError(f"{config_path}: its model section differs from the one "
+                          f"{path} was trained with")
+    data = data_config(given)
+    if sweeps_scans is not None and sweeps_scans != (data.lidar_sweeps, data.radar_scans):
+        raise ConfigError(f"{config_path}: data.lidar_sweeps / data.radar_scans "
+                          f"{data.lidar_sweeps} / {data.radar_scans}, but {path} was trained "
+                          f"with {sweeps_scans[0]} / {sweeps_scans[1]}")
+    return model, given
+
+
 def with_late_merge(model: ModelConfig, merge: str) -> ModelConfig:
     """``model`` with late fusion's box merge set to ``merge`` (``nms`` or ``wbf``)."""
     if model.fusion != "late":
@@ -103,9 +135,10 @@ def with_late_merge(model: ModelConfig, merge: str) -> ModelConfig:
 
 
 def _network(model: ModelConfig) -> ModelConfig:
-    """``model`` without its training-only settings (modality dropout, depth-loss weight),
-    which do not change what a checkpoint computes."""
-    fuser = dataclasses.replace(model.fuser, modality_dropout=0.0, modality_dropout_mode="one")
+    """``model`` without its training-only settings (modality dropout and its schedule,
+    depth-loss weight), which do not change what a checkpoint computes."""
+    fuser = dataclasses.replace(model.fuser, modality_dropout=0.0, modality_dropout_mode="one",
+                                subset_size_weights=(), dropout_modalities=())
     camera = (dataclasses.replace(model.camera, depth_loss_weight=0.0)
               if model.camera is not None else None)
     return dataclasses.replace(model, fuser=fuser, camera=camera)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -151,3 +152,51 @@ def test_evaluate_a_late_checkpoint_with_either_box_merge(tiny_frames, tmp_path,
     used.clear()
     evaluate_checkpoint(path, ablations=False)  # the checkpoint's own merge
     assert set(used) == {"wbf"}
+
+
+def test_a_weights_file_evaluates_as_its_training_checkpoint(tiny_frames, tmp_path):
+    import dataclasses
+
+    import yaml
+
+    from perception.config import to_dict
+    from perception.errors import ConfigError
+    from perception.models.checkpoint import save_weights
+    from perception.train.config import DataConfig
+    from perception.train.evaluate import evaluate_checkpoint, load_evaluated
+
+    trainer = _trainer(tiny_frames, tmp_path)
+    trainer.train_epoch()
+    data = DataConfig(sim_preset="tiny", train_seeds=(0,), val_seeds=(5,), frames_per_seed=2,
+                      cache_dir=str(tmp_path / "cache"))
+    trainer.config = dataclasses.replace(trainer.config, data=data)
+    checkpoint = trainer.save_checkpoint(tmp_path / "ckpt.pt")
+    weights = save_weights(tmp_path / "weights.pt", trainer.model, trainer.config.model,
+                           half=False)
+
+    def config_file(name, **data_changes):
+        # a training-only fuser setting differs: it does not change what the weights compute
+        fuser = dataclasses.replace(trainer.config.model.fuser, modality_dropout=0.5,
+                                    modality_dropout_mode="subset", subset_size_weights=(2, 1))
+        config = dataclasses.replace(
+            trainer.config, data=dataclasses.replace(data, **data_changes),
+            model=dataclasses.replace(trainer.config.model, fuser=fuser))
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(to_dict(config)))
+        return path
+
+    same = config_file("same")
+    from_weights, config = load_evaluated(weights, same)
+    assert config.data == data
+    for a, b in zip(from_weights.predict(tiny_frames[:2]),
+                    trainer.model.predict(tiny_frames[:2])):
+        assert len(a.scores) > 0
+        np.testing.assert_allclose(a.boxes, b.boxes, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=1e-6)
+    expected = evaluate_checkpoint(checkpoint, config_path=same, ablations=False)
+    assert evaluate_checkpoint(weights, config_path=same, ablations=False) == expected
+    with pytest.raises(ConfigError, match="give the CONFIG"):
+        evaluate_checkpoint(weights, ablations=False)
+    with pytest.raises(ConfigError, match="radar_scans"):
+        evaluate_checkpoint(weights, config_path=config_file("scans", radar_scans=2),
+                            ablations=False)
