@@ -21,24 +21,16 @@ from perception.errors import DataError
 
 from .fusion_taxonomy_table import (
     ALL_THREE,
-    CLASSES,
     GOAL_RATIO,
     SUBSETS,
     Level,
+    best_ap,
     class_triple,
     degradation_cell,
     load_metrics,
+    shares_of_best,
     subset_row,
 )
-
-
-def shares(own: dict, references: list[dict]) -> list[float]:
-    """Per class, ``own`` LEVEL_1 AP over the best of ``references`` (inf where that is 0)."""
-    out = []
-    for c in CLASSES:
-        best = max(r[f"{c}_LEVEL_1"]["AP"] for r in references)
-        out.append(own[f"{c}_LEVEL_1"]["AP"] / best if best > 0 else float("inf"))
-    return out
 
 
 def table(models: dict[str, dict], specialists: dict[str, dict]) -> str:
@@ -51,15 +43,14 @@ def table(models: dict[str, dict], specialists: dict[str, dict]) -> str:
     met = dict.fromkeys(names, 0)
     for kept in SUBSETS:
         refs = [specialists[m]["all"] for m in sorted(kept)]
-        best = {c: max(r[f"{c}_LEVEL_1"]["AP"] for r in refs) for c in CLASSES}
         cells = []
         for name, metrics in models.items():
             row = metrics[subset_row(Level(name, name, name, ALL_THREE), kept)]
-            share = shares(row, refs)
+            share = shares_of_best(row, refs)
             met[name] += min(share) >= GOAL_RATIO
             cells.append(f"{class_triple(row)} ({degradation_cell(share)})")
         lines.append(f"| {'+'.join(sorted(kept))} | "
-                     + " / ".join(f"{best[c]:.3f}" for c in CLASSES) + " | "
+                     + " / ".join(f"{ap:.3f}" for ap in best_ap(refs)) + " | "
                      + " | ".join(cells) + " |")
     lines.append(f"| rows >= {100 * GOAL_RATIO:.0f} % | | "
                  + " | ".join(f"{met[n]} of {len(SUBSETS)}" for n in names) + " |")

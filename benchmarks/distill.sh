@@ -28,14 +28,7 @@ specialist() {  # specialist CONFIG_NAME EPOCHS RUN: train, then val and test wi
   train "$1" "$2" "$3" && RUN=$3 evaluate "$1" val "$3" && RUN=$3 evaluate "$1" test "$3"
 }
 
-student() {  # student CONFIG_NAME: the distilled fine-tune, then every sensor subset on val
-             # and on test
-  local name=$1
-  local run=$name${SEED:+_seed$SEED} seed=()
-  [[ -n ${SEED:-} ]] && seed=(--seed "$SEED")
-  train "$name" 2 "$run" "${seed[@]}" &&
-    RUN=$run evaluate "$name" val "$run" --single && RUN=$run evaluate "$name" test "$run" --single
-}
+student() { fine_tune "$1" 2; }  # the distilled fine-tune, then every sensor subset
 
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe
   "$PERCEPTION" train configs/models/sim_cpu_lidar.yaml --prepare-data >/dev/null

@@ -137,12 +137,19 @@ def degradation(level: Level, kept: frozenset[str], metrics: dict[str, dict | No
     references = [metrics.get(SPECIALISTS[m]) for m in sorted(kept)]
     if own is None or any(r is None for r in references):
         return None
-    shares = []
-    for c in CLASSES:
-        best = max(r["all"][f"{c}_LEVEL_1"]["AP"] for r in references)
-        # a specialist at 0 AP sets no bar: any AP meets it
-        shares.append(own[f"{c}_LEVEL_1"]["AP"] / best if best > 0 else float("inf"))
-    return shares
+    return shares_of_best(own, [r["all"] for r in references])
+
+
+def best_ap(references: list[dict]) -> list[float]:
+    """Per class, the best LEVEL_1 AP among the metrics rows ``references``."""
+    return [max(r[f"{c}_LEVEL_1"]["AP"] for r in references) for c in CLASSES]
+
+
+def shares_of_best(own: dict, references: list[dict]) -> list[float]:
+    """Per class, the metrics row ``own``'s LEVEL_1 AP over the best of ``references``."""
+    # a specialist at 0 AP sets no bar: any AP meets it
+    return [own[f"{c}_LEVEL_1"]["AP"] / best if best > 0 else float("inf")
+            for c, best in zip(CLASSES, best_ap(references))]
 
 
 def degradation_cell(shares: list[float] | None) -> str:

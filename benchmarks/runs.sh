@@ -51,6 +51,15 @@ evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]: to $O
   fi
 }
 
+fine_tune() {  # fine_tune CONFIG_NAME EPOCHS: train (with train.seed $SEED when SEED is set,
+               # into outputs/train/CONFIG_NAME[_seedSEED]), then every sensor subset on val and
+               # on test
+  local run=$1${SEED:+_seed$SEED} seed=()
+  [[ -n ${SEED:-} ]] && seed=(--seed "$SEED")
+  train "$1" "$2" "$run" "${seed[@]}" &&
+    RUN=$run evaluate "$1" val "$run" --single && RUN=$run evaluate "$1" test "$run" --single
+}
+
 seeded() {  # seeded CONFIG_NAME EPOCHS SEED [RUN]: train with train.seed SEED into
             # outputs/train/RUN (default CONFIG_NAME_seedSEED), then val (each sensor
             # removed) and test

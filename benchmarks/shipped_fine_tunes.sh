@@ -25,12 +25,7 @@ ALL_RUNS="sim_fusion_camera_lidar_radar_film sim_fusion_camera_lidar_radar_lidar
           sim_fusion_camera_lidar_radar_lidar_free_decoder sim_fusion_camera_lidar_radar_continued"
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
-run() {  # train, then every sensor subset on the validation and then the test seeds
-  local run=$1${SEED:+_seed$SEED} seed=()
-  [[ -n ${SEED:-} ]] && seed=(--seed "$SEED")
-  train "$1" "$EPOCHS" "$run" "${seed[@]}" &&
-    RUN=$run evaluate "$1" val "$run" --single && RUN=$run evaluate "$1" test "$run" --single
-}
+run() { fine_tune "$1" "$EPOCHS"; }  # then every sensor subset on val and on test
 
 main() {  # one function, parsed whole before it runs: editing this file mid-run is safe
   "$PERCEPTION" train configs/models/sim_cpu_lidar.yaml --prepare-data >/dev/null

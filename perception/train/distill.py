@@ -164,19 +164,10 @@ def _load_teacher(path: str, key: str, student: FusionDetector, data: DataConfig
     if modality is Modality.RADAR:
         mismatches["data.radar_scans"] = (loaded.radar_scans, data.radar_scans)
     for name, (theirs, ours) in mismatches.items():
-        if _plain(theirs) != _plain(ours):
+        if theirs != ours:
             raise ConfigError(f"{key}: {path} has {name} {theirs}, the student {ours}; a "
                               f"teacher must see the student's batches and predict on its "
                               f"heatmap cells")
     for p in loaded.model.parameters():
         p.requires_grad_(False)
     return modality, loaded.model.eval()
-
-
-def _plain(value: object) -> object:
-    """A config value with dataclasses and lists turned into tuples, for comparison."""
-    if dataclasses.is_dataclass(value):
-        return tuple(_plain(getattr(value, f.name)) for f in dataclasses.fields(value))
-    if isinstance(value, (list, tuple)):
-        return tuple(_plain(v) for v in value)
-    return value

@@ -93,35 +93,27 @@ def load_evaluated(path: str | Path, config_path: str | Path | None = None
                    ) -> tuple[torch.nn.Module, ExperimentConfig]:
     """The detector of ``path`` and the experiment whose frames evaluate it.
 
-    A training checkpoint stores its experiment; ``config_path``, when given, replaces it,
-    and its model section must equal the checkpoint's. A weights file (such as
-    ``perception/weights/sim_fusion.pt``) stores no data section, so it needs
-    ``config_path``, whose lidar sweeps and radar scans per frame must be the ones the
-    weights were trained with.
+    A training checkpoint stores its experiment; ``config_path``, when given, replaces it.
+    A weights file (such as ``perception/weights/sim_fusion.pt``) stores no data section, so
+    it needs ``config_path``. The given config's model section must equal the file's, and its
+    lidar sweeps and radar scans per frame must be the ones the file was trained with.
     """
-    if load_checkpoint_file(path)["format"] == CHECKPOINT_FORMAT:
-        model, config = load_trained(path)
-        stored_model = config.model
-        sweeps_scans = None
-    elif config_path is None:
-        raise ConfigError(f"{path}: a weights file stores no frames to evaluate on; give "
-                          f"the CONFIG whose data section to use")
-    else:
-        loaded = read_detector(path)
-        model, stored_model = loaded.model, loaded.config
-        sweeps_scans = (loaded.lidar_sweeps, loaded.radar_scans)
     if config_path is None:
-        return model, config
+        if load_checkpoint_file(path)["format"] != CHECKPOINT_FORMAT:
+            raise ConfigError(f"{path}: a weights file stores no frames to evaluate on; give "
+                              f"the CONFIG whose data section to use")
+        return load_trained(path)
+    loaded = read_detector(path)
     given = load_experiment(config_path)
-    if _network(given.model) != _network(stored_model):
+    if _network(given.model) != _network(loaded.config):
         raise ConfigError(f"{config_path}: its model section differs from the one "
                           f"{path} was trained with")
     data = data_config(given)
-    if sweeps_scans is not None and sweeps_scans != (data.lidar_sweeps, data.radar_scans):
+    if (loaded.lidar_sweeps, loaded.radar_scans) != (data.lidar_sweeps, data.radar_scans):
         raise ConfigError(f"{config_path}: data.lidar_sweeps / data.radar_scans "
                           f"{data.lidar_sweeps} / {data.radar_scans}, but {path} was trained "
-                          f"with {sweeps_scans[0]} / {sweeps_scans[1]}")
-    return model, given
+                          f"with {loaded.lidar_sweeps} / {loaded.radar_scans}")
+    return loaded.model, given
 
 
 def with_late_merge(model: ModelConfig, merge: str) -> ModelConfig:
