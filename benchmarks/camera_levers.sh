@@ -25,8 +25,8 @@ SPECIALIST_EPOCHS=3 FUSED_EPOCHS=2   # the half-budget taxonomy's stages
 OUT=${OUT:-outputs/eval/camera_levers}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source benchmarks/runs.sh
-ALL_LEVERS="sim_cpu_camera sim_cpu_camera_depth_bins_0_5 sim_cpu_camera_depth_loss_3
-            sim_cpu_camera_depth_levers sim_cpu_camera_hires_light sim_cpu_camera_aware_depth
+ALL_LEVERS="sim_cpu_camera sim_cpu_camera_depth_bins_0_5 sim_cpu_camera_depth_loss_3 \
+            sim_cpu_camera_depth_levers sim_cpu_camera_hires_light sim_cpu_camera_aware_depth \
             sim_cpu_camera_hires_light_stride4"
 read -r -a LEVERS <<<"${LEVERS:-$ALL_LEVERS}"
 read -r -a VARIANTS <<<"${VARIANTS:-plain no_dropout camera_dropout lidar_depth}"

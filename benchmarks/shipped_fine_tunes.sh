@@ -21,7 +21,7 @@ EPOCHS=2
 OUT=${OUT:-outputs/eval/shipped_fine_tunes}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source benchmarks/runs.sh
-ALL_RUNS="sim_fusion_camera_lidar_radar_film sim_fusion_camera_lidar_radar_lidar_depth
+ALL_RUNS="sim_fusion_camera_lidar_radar_film sim_fusion_camera_lidar_radar_lidar_depth \
           sim_fusion_camera_lidar_radar_lidar_free_decoder sim_fusion_camera_lidar_radar_continued"
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
