@@ -167,11 +167,14 @@ class DistillConfig:
             sensor it was given has a teacher.
         weight: multiplier of the distillation loss in the total.
         beta: focusing exponent of the soft focal loss (0: plain binary cross-entropy).
+        label_floor: raise the teachers' target to the label heatmap wherever that is higher,
+            so that the term never pulls a labelled object's peak below its label.
     """
 
     teachers: tuple[str, ...] = ()
     weight: float = field(default=1.0, metadata={"ge": 0.0})
     beta: float = field(default=2.0, metadata={"ge": 0.0})
+    label_floor: bool = False
 
 
 @dataclass

@@ -14,6 +14,11 @@ The loss is a soft focal loss (the quality focal loss of Generalized Focal Loss,
 ``|teacher - student|^beta`` so that the many background cells the two already agree on do not
 drown the peaks; normalised like the detection heatmap loss, by the number of labelled objects
 in the distilled samples. Only heatmaps are distilled: boxes are still learnt from the labels.
+
+With ``label_floor`` the target is raised to the label heatmap (the detection loss's Gaussian
+peaks) wherever that is higher: a teacher that misses or under-scores a labelled object then
+no longer pulls the student's peak down against its own label, while its soft peaks elsewhere
+still teach.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..models.batch import MODALITY_ORDER, Batch
 from ..models.checkpoint import read_detector
 from ..models.detector import DetectorOutput, FusionDetector
 from ..models.losses import LossBreakdown
+from ..models.targets import build_targets
 from ..types import Modality
 from .config import DataConfig, DistillConfig
 
@@ -80,6 +86,8 @@ class Distiller:
                 raise ConfigError(f"train.distill.teachers[{i}]: a second {modality.value} "
                                   f"teacher ({path}); give one per modality")
             self.teachers[modality] = teacher
+        self._head, self._grid = student.config.head, student.config.grid
+        self._head_stride = student.head_stride
         log.info("distilling from %s teachers", "+".join(m.value for m in self.teachers))
 
     def covered(self, present: torch.Tensor) -> torch.Tensor:
@@ -109,6 +117,14 @@ class Distiller:
         assert out is not None, "every covered sample has a sensor with a teacher"
         return out
 
+    def labels(self, batch: Batch, rows: torch.Tensor) -> list[torch.Tensor]:
+        """Per head task, (K, C_t, h, w) label heatmaps of the samples ``rows`` (K,): the
+        detection loss's Gaussian peaks, 1 at each labelled object's centre cell."""
+        sub = batch.rows(rows)
+        tasks = build_targets(sub.gt_boxes, sub.gt_labels, sub.gt_velocities, self._head,
+                              self._grid, self._head_stride)
+        return [t.heatmap.to(rows.device) for t in tasks]
+
     def loss(self, batch: Batch, output: DetectorOutput) -> torch.Tensor | None:
         """The weighted distillation term for ``output`` of ``batch`` (None when no sample
         of the batch is covered)."""
@@ -116,6 +132,9 @@ class Distiller:
         if rows.numel() == 0:
             return None
         targets = self.targets(batch, output.present, rows)
+        if self.config.label_floor:
+            targets = [torch.maximum(t, label)
+                       for t, label in zip(targets, self.labels(batch, rows))]
         objects = sum(int(batch.gt_boxes[i].shape[0]) for i in rows.tolist())
         total = sum(soft_focal_loss(task.heatmap[rows], target, self.config.beta)
                     for task, target in zip(output.tasks, targets))

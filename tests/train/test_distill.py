@@ -1,6 +1,7 @@
 """Distillation from single-modality specialists (train.distill): the soft focal loss on
 hand-made cells, which samples are distilled, the teachers' target against each teacher run
-on its own, and the errors for teachers that cannot teach this student."""
+on its own, the target raised to the labels, and the errors for teachers that cannot teach
+this student."""
 
 from __future__ import annotations
 
@@ -90,6 +91,29 @@ def test_target_is_the_maximum_of_the_teachers_of_the_given_sensors(tiny_frames,
         torch.testing.assert_close(target[0], torch.maximum(camera0, radar0))
         torch.testing.assert_close(target[1], alone(Modality.CAMERA, 1)[t])
         torch.testing.assert_close(target[2], alone(Modality.RADAR, 2)[t])
+
+
+def test_label_floor_raises_the_target_to_the_label_heatmap(tiny_frames, tmp_path):
+    teachers = _camera_radar_teachers(tmp_path)
+    student = build_detector(small_model_config())
+    plain = Distiller(DistillConfig(teachers), student, DataConfig())
+    floored = Distiller(DistillConfig(teachers, label_floor=True), student, DataConfig())
+    batch = collate_frames(tiny_frames[:2], student.spec)
+    batch = dataclasses.replace(batch, present=torch.tensor([[0, 1, 0], [0, 1, 1]],
+                                                            dtype=torch.bool))
+    output = student(batch)
+    rows = torch.arange(2)
+    labels = floored.labels(batch, rows)
+    objects = sum(int(b.shape[0]) for b in batch.gt_boxes)
+    assert objects > 0
+    # one peak of exactly 1 per labelled object (objects may share a centre cell)
+    assert 0 < sum(int((label == 1).sum()) for label in labels) <= objects
+    teacher_targets = plain.targets(batch, batch.present, rows)
+    assert any(bool((label > t).any()) for label, t in zip(labels, teacher_targets))
+    expected = sum(soft_focal_loss(task.heatmap, torch.maximum(t, label))
+                   for task, t, label in zip(output.tasks, teacher_targets, labels)) / objects
+    torch.testing.assert_close(floored.loss(batch, output), expected)
+    assert not torch.isclose(plain.loss(batch, output), expected)
 
 
 def test_gradient_reaches_only_the_distilled_samples(tiny_frames, tmp_path):
