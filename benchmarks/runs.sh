@@ -37,13 +37,14 @@ parallel() {  # run "$@" as commands, at most JOBS at a time; fail if any failed
 }
 
 evaluate() {  # evaluate CONFIG_NAME SPLIT ROW [perception eval flags...]: to $OUT/SPLIT/ROW,
-              # the checkpoint of outputs/train/$RUN (default CONFIG_NAME)
+              # the checkpoint of outputs/train/$RUN (default CONFIG_NAME), or the file $CKPT
   local name=$1 split=$2 row=$3 run=${RUN:-$1}
+  local ckpt=${CKPT:-outputs/train/$run/checkpoints/last.pt}
   shift 3
   [[ -f $OUT/$split/$row/metrics.json ]] && return 0
   mkdir -p "$OUT/$split"
   echo "$(date +%T) evaluate $row on $split"
-  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "outputs/train/$run/checkpoints/last.pt" \
+  if ! "$PERCEPTION" eval "configs/models/$name.yaml" "$ckpt" \
       --split "$split" --no-plots --no-tracking "$@" --out "$OUT/$split/$row" \
       >"$OUT/$split/$row.log" 2>&1; then
     echo "$(date +%T) evaluating $row failed: $OUT/$split/$row.log" >&2

@@ -23,10 +23,7 @@ ALL_RUNS="${P}_continued ${P}_continued_seed1 ${P}_distill ${P}_distill_seed1 \
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 shipped() {  # the weights file as it ships
-  [[ -f $OUT/val/shipped/metrics.json ]] && return 0
-  mkdir -p "$OUT/val"
-  "$PERCEPTION" eval "configs/models/$CONFIG.yaml" perception/weights/sim_fusion.pt \
-    --no-ablations --no-plots --no-tracking --out "$OUT/val/shipped" >"$OUT/val/shipped.log" 2>&1
+  CKPT=perception/weights/sim_fusion.pt evaluate "$CONFIG" val shipped --no-ablations
 }
 
 fine_tuned() {  # fine_tuned RUN: the last checkpoint of outputs/train/RUN
