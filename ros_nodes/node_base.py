@@ -51,6 +51,11 @@ DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 SIGNAL_CHECK_S = 0.05
 """Longest wait for callbacks in every node's loop: Ctrl-C and SIGTERM are taken between waits
 (:func:`run_node`)."""
+STOP_DEADLINE_S = 30.0
+"""A node process asked to stop exits within this time of the first Ctrl-C / SIGTERM, even when
+something below it (a DDS teardown, a native call) never returns: it then prints the stack of
+every thread and exits with 1 (:func:`run_node`). Model loading, the slowest step a signal can
+wait for, takes a few seconds."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -385,17 +390,25 @@ def apply_dds_profile(argv: list[str], environ: Any = None) -> tuple[list[str], 
 _STOP = threading.Event()
 
 
-def stop_on_signals_in_main_thread() -> None:
+def stop_on_signals_in_main_thread(exit_deadline_s: float | None = None) -> None:
     """SIGINT and SIGTERM ask the node to stop: :func:`running` turns False, and the loop
     that waits for callbacks (never longer than ``SIGNAL_CHECK_S``) returns.
 
     The handler only sets a flag. It runs in the main thread at the next bytecode, which may
     be Python code that rclpy's bindings call into while they take a message (its
     conversion); an exception raised there comes out of the bindings as "Unable to convert
-    call argument" instead of ``KeyboardInterrupt``."""
+    call argument" instead of ``KeyboardInterrupt``.
+
+    With ``exit_deadline_s`` the first signal also starts faulthandler's watchdog, a native
+    thread that needs neither the main thread nor the GIL: if the process has not exited
+    ``exit_deadline_s`` later, it prints the stack of every thread and exits with 1. Calling
+    this again cancels a watchdog already started."""
     def stop(signum, frame) -> None:
+        if exit_deadline_s is not None and not _STOP.is_set():
+            faulthandler.dump_traceback_later(exit_deadline_s, exit=True)
         _STOP.set()
 
+    faulthandler.cancel_dump_traceback_later()
     _STOP.clear()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
@@ -430,7 +443,7 @@ def spin_until_signal(node: Node) -> None:
 
 
 def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None = None,
-             argv: list[str] | None = None) -> int:
+             argv: list[str] | None = None, stop_deadline_s: float = STOP_DEADLINE_S) -> int:
     """Initialise rclpy, build the node, spin until Ctrl-C / SIGTERM / the end, shut down.
 
     ``spin(node)`` replaces :func:`spin_until_signal` for nodes with their own loop. Returns the
@@ -444,13 +457,14 @@ def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None] | None 
     rclpy's bindings too (a tracker exited with a ``RuntimeError`` from them). Here a signal
     sets a flag (:func:`stop_on_signals_in_main_thread`) that every loop checks between waits
     of at most ``SIGNAL_CHECK_S``; the node is then destroyed and rclpy shut down in this
-    thread.
+    thread. Whatever hangs after the first signal, the process exits within
+    ``stop_deadline_s`` (with 1, after printing the stack of every thread).
     """
     faulthandler.enable()  # a crash in native code prints the Python stack of every thread
     allocator_note = settle_allocator()  # before any thread starts: arenas are per thread
     args, dds_note = apply_dds_profile(list(sys.argv if argv is None else argv))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop_on_signals_in_main_thread()
+    stop_on_signals_in_main_thread(exit_deadline_s=stop_deadline_s)
     node = None
     try:
         node = make_node()

@@ -1,7 +1,8 @@
 """Every node takes Ctrl-C and SIGTERM as a flag its loop checks between short waits, in its
 main thread. rclpy's handler shut the context down from another thread while the player
 published (a crash), and an exception raised by a handler inside rclpy's bindings, while a
-tracker took a message, came out as a RuntimeError."""
+tracker took a message, came out as a RuntimeError. Whatever hangs after the signal, the
+process exits by a deadline, printing the stack of every thread."""
 
 from __future__ import annotations
 
@@ -123,6 +124,47 @@ def test_simulator_node_stops_cleanly_on_two_quick_signals(ros_node):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+STUCK_NODE = """
+import sys, time
+import rclpy.node
+from ros_nodes.node_base import run_node
+
+def stuck_after_the_signal(node):
+    print("spinning", flush=True)
+    while True:  # never looks at the stop flag: a call that never returns
+        time.sleep(0.05)
+
+sys.exit(run_node(lambda: rclpy.node.Node("stuck_probe"), spin=stuck_after_the_signal,
+                  argv=[sys.argv[0]], stop_deadline_s=2.0))
+"""
+
+
+def test_a_node_that_hangs_after_the_signal_exits_by_the_deadline_with_its_stacks():
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUCK_NODE], cwd=REPO, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # the node's log lines, then the loop
+            if line.strip() == "spinning":
+                break
+        else:
+            raise AssertionError("the node exited before its loop")
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=DEADLINE_S)
+        waited_s = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, output
+    assert waited_s >= 2.0  # not before the deadline
+    assert "Timeout (0:00:02)!" in output, output
+    assert "stuck_after_the_signal" in output, output  # the stack of the main thread
 
 
 def test_tracker_node_stops_cleanly_while_it_takes_messages(ros_node):
