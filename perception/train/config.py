@@ -169,12 +169,23 @@ class DistillConfig:
         beta: focusing exponent of the soft focal loss (0: plain binary cross-entropy).
         label_floor: raise the teachers' target to the label heatmap wherever that is higher,
             so that the term never pulls a labelled object's peak below its label.
+        classes: the classes (Waymo names) whose heatmap channels are distilled; the others
+            learn from the labels only. Empty: every class of the head.
     """
 
     teachers: tuple[str, ...] = ()
     weight: float = field(default=1.0, metadata={"ge": 0.0})
     beta: float = field(default=2.0, metadata={"ge": 0.0})
     label_floor: bool = False
+    classes: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        known = [c.name for c in DETECTION_CLASSES]
+        for name in self.classes:
+            if name not in known:
+                raise ValueError(f"classes: unknown class {name!r}; expected one of {known}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes: a class named twice in {list(self.classes)}")
 
 
 @dataclass

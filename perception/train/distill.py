@@ -19,6 +19,9 @@ With ``label_floor`` the target is raised to the label heatmap (the detection lo
 peaks) wherever that is higher: a teacher that misses or under-scores a labelled object then
 no longer pulls the student's peak down against its own label, while its soft peaks elsewhere
 still teach.
+
+With ``classes`` only those classes' heatmap channels are distilled; the other channels learn
+from the labels alone, so a class whose teachers are weak does not learn their soft peaks.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ class Distiller:
     Raises:
         ConfigError: a teacher cannot be read, has more than one sensor, repeats a modality,
             takes a sensor the student does not, or differs from the student in grid, head,
-            image size, lidar columns or sweeps and scans per frame.
+            image size, lidar columns or sweeps and scans per frame, or ``classes`` names
+            a class the student's head does not detect.
     """
 
     def __init__(self, config: DistillConfig, student: nn.Module, data: DataConfig,
@@ -78,6 +82,7 @@ class Distiller:
                               "early-fusion detector (late fusion trains one head per "
                               "sensor already)")
         self.config = config
+        self.channels = _distilled_channels(config.classes, student.config.head.tasks)
         self.teachers: dict[Modality, nn.Module] = {}
         for i, path in enumerate(config.teachers):
             modality, teacher = _load_teacher(path, f"train.distill.teachers[{i}]", student,
@@ -136,8 +141,9 @@ class Distiller:
             targets = [torch.maximum(t, label)
                        for t, label in zip(targets, self.labels(batch, rows))]
         objects = sum(int(batch.gt_boxes[i].shape[0]) for i in rows.tolist())
-        total = sum(soft_focal_loss(task.heatmap[rows], target, self.config.beta)
-                    for task, target in zip(output.tasks, targets))
+        total = sum(soft_focal_loss(task.heatmap[rows][:, channels], target[:, channels],
+                                    self.config.beta)
+                    for task, target, channels in zip(output.tasks, targets, self.channels))
         return self.config.weight * total / max(objects, 1)
 
     def add_to(self, result: LossBreakdown, batch: Batch, output: DetectorOutput
@@ -151,6 +157,19 @@ class Distiller:
         total = result.total + term
         parts = dict(result.parts, distill=float(term.detach()), total=float(total.detach()))
         return LossBreakdown(total, parts)
+
+
+def _distilled_channels(classes: tuple[str, ...], tasks: tuple[tuple[str, ...], ...]
+                        ) -> list[list[int]]:
+    """Per head task, the heatmap channels of ``classes`` (every channel when empty)."""
+    if not classes:
+        return [list(range(len(task))) for task in tasks]
+    detected = {name for task in tasks for name in task}
+    for name in classes:
+        if name not in detected:
+            raise ConfigError(f"train.distill.classes: {name} is not a class of the student's "
+                              f"head (model.head.tasks {[list(t) for t in tasks]})")
+    return [[c for c, name in enumerate(task) if name in classes] for task in tasks]
 
 
 def _load_teacher(path: str, key: str, student: FusionDetector, data: DataConfig,

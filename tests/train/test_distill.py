@@ -1,7 +1,7 @@
 """Distillation from single-modality specialists (train.distill): the soft focal loss on
 hand-made cells, which samples are distilled, the teachers' target against each teacher run
-on its own, the target raised to the labels, and the errors for teachers that cannot teach
-this student."""
+on its own, the target raised to the labels, the term confined to some classes' channels, and
+the errors for teachers and class lists that cannot teach this student."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from perception.config import from_dict
 from perception.errors import ConfigError
 from perception.models.batch import collate_frames
 from perception.models.checkpoint import save_weights
@@ -114,6 +115,49 @@ def test_label_floor_raises_the_target_to_the_label_heatmap(tiny_frames, tmp_pat
                    for task, t, label in zip(output.tasks, teacher_targets, labels)) / objects
     torch.testing.assert_close(floored.loss(batch, output), expected)
     assert not torch.isclose(plain.loss(batch, output), expected)
+
+
+def test_classes_confine_the_term_to_their_channels(tiny_frames, tmp_path):
+    teachers = _camera_radar_teachers(tmp_path)
+    student = build_detector(small_model_config())
+    assert student.config.head.tasks == (("VEHICLE",), ("PEDESTRIAN", "CYCLIST"))
+    every = Distiller(DistillConfig(teachers), student, DataConfig())
+    no_cyclists = Distiller(DistillConfig(teachers, classes=("VEHICLE", "PEDESTRIAN")),
+                            student, DataConfig())
+    assert no_cyclists.channels == [[0], [0]]
+    batch = collate_frames(tiny_frames[:2], student.spec)
+    batch = dataclasses.replace(batch, present=torch.tensor([[0, 1, 0], [0, 0, 1]],
+                                                            dtype=torch.bool))
+    output = student(batch)
+    for task in output.tasks:
+        task.heatmap.retain_grad()
+    rows = torch.arange(2)
+    targets = every.targets(batch, batch.present, rows)
+    objects = sum(int(b.shape[0]) for b in batch.gt_boxes)
+    vehicle, person = (soft_focal_loss(task.heatmap[:, :1], t[:, :1])
+                       for task, t in zip(output.tasks, targets))
+    cyclist = soft_focal_loss(output.tasks[1].heatmap[:, 1:], targets[1][:, 1:])
+    assert float(cyclist.detach()) > 0
+    torch.testing.assert_close(every.loss(batch, output),
+                               (vehicle + person + cyclist) / objects)
+    loss = no_cyclists.loss(batch, output)
+    torch.testing.assert_close(loss, (vehicle + person) / objects)
+    loss.backward()
+    assert float(output.tasks[1].heatmap.grad[:, 1].abs().sum()) == 0.0  # cyclists: labels only
+    assert float(output.tasks[1].heatmap.grad[:, 0].abs().sum()) > 0.0
+    assert float(output.tasks[0].heatmap.grad.abs().sum()) > 0.0
+
+
+def test_class_lists_that_cannot_be_distilled_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="classes: unknown class 'TRUCK'"):
+        from_dict(DistillConfig, {"classes": ["VEHICLE", "TRUCK"]}, source="distill")
+    with pytest.raises(ConfigError, match="named twice"):
+        from_dict(DistillConfig, {"classes": ["CYCLIST", "CYCLIST"]}, source="distill")
+    vehicles_only = dataclasses.replace(small_model_config(), head=HeadConfig(
+        head_channels=16, tasks=(("VEHICLE",),), nms_radius_m=(2.0,)))
+    with pytest.raises(ConfigError, match="CYCLIST is not a class of the student's head"):
+        Distiller(DistillConfig(_camera_radar_teachers(tmp_path), classes=("CYCLIST",)),
+                  build_detector(vehicles_only), DataConfig())
 
 
 def test_gradient_reaches_only_the_distilled_samples(tiny_frames, tmp_path):
