@@ -48,6 +48,17 @@ def _camera_radar_teachers(tmp_path) -> tuple[str, str]:
             _teacher(tmp_path, "radar", radar=full.radar))
 
 
+def _run(student, frames, present: list[list[int]]):
+    """The batch of ``frames`` given the sensors ``present`` (per sample: lidar, camera,
+    radar) and the student's output on it, with the heatmaps' gradients kept."""
+    batch = collate_frames(frames, student.spec)
+    batch = dataclasses.replace(batch, present=torch.tensor(present, dtype=torch.bool))
+    output = student(batch)
+    for task in output.tasks:
+        task.heatmap.retain_grad()
+    return batch, output
+
+
 def test_soft_focal_loss_on_hand_made_cells():
     # sigmoid(0) = 0.5 against target 1: |0.5|^2 * ln 2.
     assert float(soft_focal_loss(torch.zeros(1), torch.ones(1))) == pytest.approx(
@@ -125,12 +136,7 @@ def test_classes_confine_the_term_to_their_channels(tiny_frames, tmp_path):
     no_cyclists = Distiller(DistillConfig(teachers, classes=("VEHICLE", "PEDESTRIAN")),
                             student, DataConfig())
     assert no_cyclists.channels == [[0], [0]]
-    batch = collate_frames(tiny_frames[:2], student.spec)
-    batch = dataclasses.replace(batch, present=torch.tensor([[0, 1, 0], [0, 0, 1]],
-                                                            dtype=torch.bool))
-    output = student(batch)
-    for task in output.tasks:
-        task.heatmap.retain_grad()
+    batch, output = _run(student, tiny_frames[:2], [[0, 1, 0], [0, 0, 1]])
     rows = torch.arange(2)
     targets = every.targets(batch, batch.present, rows)
     objects = sum(int(b.shape[0]) for b in batch.gt_boxes)
@@ -164,12 +170,7 @@ def test_gradient_reaches_only_the_distilled_samples(tiny_frames, tmp_path):
     student = build_detector(small_model_config())
     distiller = Distiller(DistillConfig(_camera_radar_teachers(tmp_path)), student,
                           DataConfig())
-    batch = collate_frames(tiny_frames[:2], student.spec)
-    batch = dataclasses.replace(batch, present=torch.tensor([[1, 1, 1], [0, 1, 0]],
-                                                            dtype=torch.bool))
-    output = student(batch)
-    for task in output.tasks:
-        task.heatmap.retain_grad()
+    batch, output = _run(student, tiny_frames[:2], [[1, 1, 1], [0, 1, 0]])
     loss = distiller.loss(batch, output)
     assert loss is not None and float(loss.detach()) > 0
     loss.backward()
