@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prepare_data(args: argparse.Namespace) -> int:
-    """Read every frame once (the simulator source caches what it generates)."""
+    """Read every item once (the simulator source caches what it generates): the frame and
+    the earlier frames its extra radar scans and lidar sweeps come from, which would otherwise
+    be generated in the first epoch and the first evaluation, by every run at once."""
     from tqdm import tqdm
 
     from ..train.config import load_experiment
@@ -66,7 +68,7 @@ def _prepare_data(args: argparse.Namespace) -> int:
     for split in ("train", "val"):
         dataset = build_dataset(config.data, split)
         for i in tqdm(range(len(dataset)), desc=f"{split} frames", dynamic_ncols=True):
-            dataset.load(i)
+            dataset[i]
         print(f"{split}: {len(dataset)} frames ready")
     return 0
 

@@ -45,6 +45,22 @@ def test_prepare_data_caches_every_frame(tmp_path, capsys):
                      "seed1/000003.npz", "seed9/000000.npz", "seed9/000003.npz"]
 
 
+def test_prepare_data_caches_the_frames_of_extra_radar_scans(tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    cache = tmp_path / "cache"
+    path.write_text("model: {lidar: {}, radar: {}}\n"
+                    f"data: {{sim_preset: tiny, train_seeds: [0], val_seeds: [9], "
+                    f"frames_per_seed: 2, frame_stride: 3, radar_scans: 2, "
+                    f"cache_dir: {cache}}}\n")
+    assert main(["train", str(path), "--prepare-data"]) == 0
+    assert "train: 2 frames ready" in capsys.readouterr().out
+    names = sorted(str(p.relative_to(cache).as_posix()).split("/", 1)[1]
+                   for p in cache.rglob("*.npz"))
+    # frame 3's second radar scan is frame 2's, as a live stream delivers it
+    assert names == ["seed0/000000.npz", "seed0/000002.npz", "seed0/000003.npz",
+                     "seed9/000000.npz", "seed9/000002.npz", "seed9/000003.npz"]
+
+
 def _tiny_experiment(tmp_path, cache, out_dir, pillar_channels=16, dropout=0.0):
     path = tmp_path / f"exp{pillar_channels}_{dropout}.yaml"
     path.write_text(
