@@ -141,8 +141,8 @@ class Distiller:
             targets = [torch.maximum(t, label)
                        for t, label in zip(targets, self.labels(batch, rows))]
         objects = sum(int(batch.gt_boxes[i].shape[0]) for i in rows.tolist())
-        total = sum(soft_focal_loss(task.heatmap[rows][:, channels], target[:, channels],
-                                    self.config.beta)
+        total = sum(soft_focal_loss(_pick(task.heatmap[rows], channels),
+                                    _pick(target, channels), self.config.beta)
                     for task, target, channels in zip(output.tasks, targets, self.channels))
         return self.config.weight * total / max(objects, 1)
 
@@ -170,6 +170,12 @@ def _distilled_channels(classes: tuple[str, ...], tasks: tuple[tuple[str, ...], 
             raise ConfigError(f"train.distill.classes: {name} is not a class of the student's "
                               f"head (model.head.tasks {[list(t) for t in tasks]})")
     return [[c for c, name in enumerate(task) if name in classes] for task in tasks]
+
+
+def _pick(heatmap: torch.Tensor, channels: list[int]) -> torch.Tensor:
+    """``heatmap`` (K, C, h, w) restricted to ``channels``; itself, not a copy, when they are
+    all C (the default, on every training step)."""
+    return heatmap if len(channels) == heatmap.shape[1] else heatmap[:, channels]
 
 
 def _load_teacher(path: str, key: str, student: FusionDetector, data: DataConfig,
