@@ -42,6 +42,10 @@ FRAME_PERIOD_S = 0.6
 """One frame (lidar, camera, radar at the same stamp) this often; the model may drop some."""
 PUMP_DEADLINE_S = 90.0
 """Guard against hangs only (the first frame includes the model's warm-up)."""
+MIN_FRAME_GAP_S = 0.2
+"""Stamps of consecutive frames lie at least this far apart, well over the node's match
+tolerance (0.05 s): a frame published right after the previous one (the first frame of a new
+phase) would otherwise match the previous frame's image to its sweep."""
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +86,7 @@ class Rig:
         self.tf = node.create_publisher(TFMessage, topics.TF_STATIC, latched_qos())
         self.count = 0
         self.stamps: list[int] = []
+        self._last_publish_s = -float("inf")
 
     def publish_tf(self) -> None:
         image = self.data[0][1]
@@ -92,6 +97,10 @@ class Rig:
     def publish(self, lidar=True, camera=True, radar=True) -> int:
         sweep, image, scan = self.data[self.count % len(self.data)]
         self.count += 1
+        wait_s = self._last_publish_s + MIN_FRAME_GAP_S - time.monotonic()
+        if wait_s > 0:
+            time.sleep(wait_s)
+        self._last_publish_s = time.monotonic()
         stamp = time.time_ns()
         if camera:
             frame = topics.optical_frame(CAMERA)
