@@ -117,8 +117,16 @@ def during(chain: Chain, since: float, until: float, result: dict) -> None:
     result["survived"] = chain.nodes_alive()
     assert result["survived"]
     assert len(statuses) >= 3 and len(tracks) >= 3, (result, probe.summary())
-    status_stamps = {(s.header.stamp.sec, s.header.stamp.nanosec) for _, s in probe.statuses}
-    assert all((m.header.stamp.sec, m.header.stamp.nanosec) in status_stamps for m in objects)
+    # the detector publishes a frame's detections, then its status, on two topics: the status
+    # of the last detections seen by ``until`` may still be on its way
+    object_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in objects}
+
+    def every_object_has_its_status() -> bool:
+        return object_stamps <= {(s.header.stamp.sec, s.header.stamp.nanosec)
+                                 for _, s in probe.statuses}
+
+    chain.wait(every_object_has_its_status, "the status of every detection message published "
+               "during the fault", WAIT_S)
 
 
 def diagnostic(chain: Chain, name: str, since: float, level: int, text: str,
