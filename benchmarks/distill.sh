@@ -9,7 +9,8 @@
 # without lidar), sim_fusion_camera_lidar_radar_distill_camera (the camera teacher alone) and
 # sim_fusion_camera_lidar_radar_distill_weight_0_5 and _weight_2 (the term weighted 0.5 and 2)
 # and sim_fusion_camera_lidar_radar_distill_label_floor (the target raised to the labels) and
-# sim_fusion_camera_lidar_radar_distill_no_cyclists (vehicles and pedestrians distilled only).
+# sim_fusion_camera_lidar_radar_distill_no_cyclists (vehicles and pedestrians distilled only) and
+# sim_fusion_camera_lidar_radar_distill_vehicles (vehicles distilled only).
 # Their controls are sim_fusion_camera_lidar_radar_continued and
 # sim_fusion_camera_lidar_radar_lidar_free_decoder of benchmarks/shipped_fine_tunes.sh (the
 # same training without teachers). Safe to rerun: a finished training is skipped, an interrupted
@@ -28,7 +29,7 @@ source benchmarks/runs.sh
 ALL_RUNS="sim_fusion_camera_lidar_radar_distill sim_fusion_camera_lidar_radar_distill_own_decoder \
           sim_fusion_camera_lidar_radar_distill_camera sim_fusion_camera_lidar_radar_distill_weight_0_5 \
           sim_fusion_camera_lidar_radar_distill_weight_2 sim_fusion_camera_lidar_radar_distill_label_floor \
-          sim_fusion_camera_lidar_radar_distill_no_cyclists"
+          sim_fusion_camera_lidar_radar_distill_no_cyclists sim_fusion_camera_lidar_radar_distill_vehicles"
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 specialist() {  # specialist CONFIG_NAME EPOCHS RUN: train, then val and test with its sensor

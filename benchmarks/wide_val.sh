@@ -20,7 +20,8 @@ P=sim_fusion_camera_lidar_radar
 ALL_RUNS="${P}_continued ${P}_continued_seed1 ${P}_distill ${P}_distill_seed1 \
           ${P}_distill_camera ${P}_distill_camera_seed1 ${P}_distill_weight_0_5 \
           ${P}_distill_weight_2 ${P}_distill_label_floor ${P}_distill_label_floor_seed1 \
-          ${P}_distill_no_cyclists ${P}_distill_no_cyclists_seed1"
+          ${P}_distill_no_cyclists ${P}_distill_no_cyclists_seed1 ${P}_distill_vehicles \
+          ${P}_distill_vehicles_seed1"
 read -r -a RUNS <<<"${RUNS:-$ALL_RUNS}"
 
 shipped() {  # the weights file as it ships
